@@ -1,0 +1,107 @@
+//! [`Orchestrator::builder`]: collects the registered and programmatic
+//! workers, application state and settings, and validates the graph.
+
+use std::time::Duration;
+
+use crate::error::BuildError;
+use crate::graph::{self, Graph};
+use crate::registry;
+use crate::spec::WorkerSpec;
+use crate::worker_fn::StateMap;
+
+/// A validated set of workers, ready to run.
+pub struct Orchestrator {
+    pub(crate) graph: Graph,
+    pub(crate) states: StateMap,
+    pub(crate) max_concurrent: usize,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) seed: Option<u64>,
+}
+
+impl Orchestrator {
+    /// A builder holding every `#[worker]` of the binary.
+    pub fn builder() -> OrchestratorBuilder {
+        OrchestratorBuilder {
+            specs: registry::registered().map(WorkerSpec::from_def).collect(),
+            states: StateMap::default(),
+            max_concurrent: 5,
+            shutdown_timeout: Duration::from_secs(30),
+            seed: None,
+        }
+    }
+}
+
+/// Collects workers, state and settings; [`build`](Self::build) validates.
+pub struct OrchestratorBuilder {
+    specs: Vec<WorkerSpec>,
+    states: StateMap,
+    max_concurrent: usize,
+    shutdown_timeout: Duration,
+    seed: Option<u64>,
+}
+
+impl OrchestratorBuilder {
+    /// Leaves out the `#[worker]` functions of the binary: only workers added
+    /// with [`worker`](Self::worker) run. Useful in tests and benchmarks.
+    pub fn without_registered_workers(mut self) -> Self {
+        self.specs.clear();
+        self
+    }
+
+    /// Adds a programmatic worker.
+    pub fn worker(mut self, spec: WorkerSpec) -> Self {
+        self.specs.push(spec);
+        self
+    }
+
+    /// Adds several programmatic workers.
+    pub fn workers(mut self, specs: impl IntoIterator<Item = WorkerSpec>) -> Self {
+        self.specs.extend(specs);
+        self
+    }
+
+    /// Makes `value` available to workers as `State<T>`.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
+    /// At most this many scheduled or triggered runs execute at once
+    /// (default 5). Continuous workers are not counted.
+    pub fn max_concurrent(mut self, limit: usize) -> Self {
+        self.max_concurrent = limit.max(1);
+        self
+    }
+
+    /// How long graceful shutdown waits for running workers before cancelling
+    /// them (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Seeds the random numbers behind `jitter` and retry backoff, for
+    /// reproducible tests. By default they are seeded from entropy.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Runs startup validation without keeping the result.
+    pub fn validate(&self) -> Result<(), BuildError> {
+        graph::validate(self.specs.clone(), &self.states).map(drop)
+    }
+
+    /// Validates the whole graph and returns the orchestrator, or every
+    /// problem found.
+    pub fn build(self) -> Result<Orchestrator, BuildError> {
+        let graph = graph::validate(self.specs, &self.states)?;
+        Ok(Orchestrator {
+            graph,
+            states: self.states,
+            max_concurrent: self.max_concurrent,
+            shutdown_timeout: self.shutdown_timeout,
+            seed: self.seed,
+        })
+    }
+}

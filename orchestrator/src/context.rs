@@ -1,0 +1,142 @@
+//! What a running worker can receive: its [`Context`] and application
+//! [`State`]. Owns nothing of scheduling; the runtime fills these in per attempt.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+/// The identity of one run of a worker, unique within an orchestrator.
+///
+/// A run is one fire of the worker (scheduled, triggered or a dependency
+/// completing); it holds one or more attempts when the worker has `retries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct RunId(pub u64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Everything a worker needs to know about the attempt it is running.
+///
+/// Take it as an argument of a `#[worker]` fn:
+///
+/// ```
+/// use orchestrator::{worker, Context};
+///
+/// #[worker(interval = "10s")]
+/// async fn poll_queue(ctx: Context) -> anyhow::Result<()> {
+///     for _batch in 0..100 {
+///         if ctx.is_cancelled() {
+///             // The orchestrator is shutting down: stop between batches.
+///             return Ok(());
+///         }
+///         // ... work on one batch ...
+///     }
+///     tracing::info!(worker = ctx.name(), run = %ctx.run_id(), attempt = ctx.attempt(), "done");
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    name: Arc<str>,
+    run_id: RunId,
+    attempt: u32,
+    cancel: CancellationToken,
+}
+
+impl Context {
+    pub(crate) fn new(name: Arc<str>, run_id: RunId, attempt: u32, cancel: CancellationToken) -> Self {
+        Context { name, run_id, attempt, cancel }
+    }
+
+    /// The worker's name, as it appears in the graph, status and logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The run this attempt belongs to.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The attempt number within the run: 1 for the first try, 2 for the first
+    /// retry, and so on.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Completes when the worker is asked to stop (graceful shutdown). A worker
+    /// that loops or waits for a long time should `select!` on this and return.
+    ///
+    /// ```
+    /// # use orchestrator::Context;
+    /// # async fn f(ctx: Context) {
+    /// tokio::select! {
+    ///     _ = ctx.cancelled() => { /* clean up and return */ }
+    ///     _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => { /* next step */ }
+    /// }
+    /// # }
+    /// ```
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Whether the worker has been asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("name", &self.name)
+            .field("run_id", &self.run_id)
+            .field("attempt", &self.attempt)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// Application state handed to workers, as in axum: register a value with
+/// [`OrchestratorBuilder::state`](crate::OrchestratorBuilder::state) and take
+/// `State<T>` as a worker argument. Each attempt receives a clone, so share
+/// expensive things through an `Arc` or a pool handle.
+///
+/// A worker that asks for a `State<T>` no builder provides is a startup error
+/// naming the worker, never a panic during a run.
+///
+/// ```
+/// use orchestrator::{worker, State};
+///
+/// #[derive(Clone)]
+/// struct Db { url: String }
+///
+/// #[worker(interval = "1m")]
+/// async fn vacuum(State(db): State<Db>) -> Result<(), std::io::Error> {
+///     println!("vacuuming {}", db.url);
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct State<T>(pub T);
+
+impl<T> Deref for State<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for State<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}

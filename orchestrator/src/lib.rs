@@ -1,0 +1,42 @@
+//! Background workers for tokio applications.
+//!
+//! (Crate documentation is written with the engine; see README.md.)
+
+#![warn(missing_docs)]
+
+mod builder;
+mod context;
+mod error;
+mod graph;
+mod registry;
+mod schedule_syntax;
+mod spec;
+mod worker_fn;
+
+pub use builder::{Orchestrator, OrchestratorBuilder};
+pub use context::{Context, RunId, State};
+pub use error::{BuildError, ControlError, Error, Location, Problem, ProblemKind, TriggerError};
+pub use orchestrator_macros::worker;
+pub use spec::{Misfire, Mode, Priority, Scope, WorkerSpec};
+pub use worker_fn::{StateType, WorkerArg, WorkerFn, WorkerOutput};
+
+/// Runs startup validation on the workers registered with `#[worker]`,
+/// without starting anything: call it from a unit test to catch unknown
+/// names, cycles and duplicate names before deploying.
+///
+/// Workers that take `State<T>` need that state; validate them with
+/// `Orchestrator::builder().state(...).validate()` instead.
+pub fn validate() -> Result<(), BuildError> {
+    Orchestrator::builder().validate()
+}
+
+/// Items the `#[worker]` attribute expands to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::{ScheduleDef, WorkerDef, WorkerRef};
+    pub use crate::spec::{Misfire, Mode, Priority, Scope};
+    pub use crate::worker_fn::{BoxRunFuture, RunInput, StateType, WorkerArg, WorkerOutput};
+    pub use core::time::Duration;
+    pub use inventory;
+    pub use std::boxed::Box;
+}
