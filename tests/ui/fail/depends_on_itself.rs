@@ -1,0 +1,9 @@
+use orchestrator::worker;
+
+#[worker(interval = "60s", depends_on = ["load_config", "fetch_data"])]
+async fn fetch_data() {}
+
+#[worker]
+async fn load_config() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use orchestrator::worker;
+
+#[worker(mode = "continuous")]
+async fn consume_queue() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use orchestrator::worker;
+
+#[worker(interval = "60s")]
+struct FetchData;
+
+fn main() {}
