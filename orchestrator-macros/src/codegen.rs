@@ -45,8 +45,9 @@ pub(crate) struct Worker<'a> {
 /// refer to this one do not report a second, misleading error.
 pub(crate) fn reference_item(worker: &Worker) -> TokenStream {
     let Worker { ident, vis, cfgs, name, krate } = worker;
-    // Spanned at the fn name, so that rustc's "similarly named struct
-    // defined here" and "the trait is implemented for" notes point at it.
+    // Spanned at the fn name, so that rustc's "similarly named struct defined
+    // here" and "the trait is implemented for" notes point at it. (No local
+    // names here, so the fn name's own hygiene is harmless.)
     quote_spanned! {ident.span()=>
         #(#cfgs)*
         #[doc(hidden)]
@@ -80,12 +81,15 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     // The unsizing to `dyn Future + Send` happens at the tail expression,
     // spanned at the fn name: a future that is not `Send` is reported there
     // rather than at the whole attribute.
-    let boxed = quote_spanned!(ident.span()=> boxed);
+    let boxed = quote_spanned!(at_fn_name(ident)=> boxed);
 
     // The same trait and spans as the argument checks: an unsupported type
     // gives identical diagnostics, which rustc reports once.
     let state_types =
         shape.args.iter().map(|ty: &&Type| quote_spanned!(ty.span()=> <#ty as #private::WorkerArg>::state_type));
+    // With the fn name's own span (not `at_fn_name`): `line!()` reports the
+    // line of the outermost expansion its span belongs to, which for the
+    // macro's own spans would be the attribute's line, not the fn's.
     let file = quote_spanned!(ident.span()=> ::core::file!());
     let line = quote_spanned!(ident.span()=> ::core::line!());
     let fields = def_fields(args, &private);
@@ -112,6 +116,14 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
             }
         };
     }
+}
+
+/// A span shown at the fn name but resolving names like the macro's own
+/// tokens. The fn name itself may carry a `macro_rules!` hygiene (a worker
+/// declared by a user's macro), under which the generated locals would be
+/// invisible.
+fn at_fn_name(ident: &Ident) -> Span {
+    Span::call_site().located_at(ident.span())
 }
 
 /// The `WorkerDef` fields of the keys the attribute gives; the others keep
