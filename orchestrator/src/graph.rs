@@ -9,8 +9,7 @@
 //! the graph is known to be valid: at 100,000 workers, the cost is cache
 //! misses and fresh memory pages, not arithmetic.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::error::{BuildError, Location, Problem, ProblemKind};
 use crate::spec::{Schedule, WorkerConfig, WorkerSpec};
@@ -48,30 +47,12 @@ pub(crate) fn validate(specs: Vec<WorkerSpec>, states: &StateMap) -> Result<Grap
     // Ids are `u32` inside this module; 2^32 workers would not fit in memory.
     assert!(u32::try_from(specs.len()).is_ok(), "more than u32::MAX workers");
     let mut problems = Vec::new();
-    // Workers whose own values are wrong stay out of the graph, but their
-    // names still exist: a reference to one is not "unknown", and a second
-    // worker with the same name is still a duplicate.
-    let mut rejected = Vec::new();
-    // Collecting through `filter_map` lets std reuse the specs' allocation for
-    // the configs (a `WorkerConfig` is smaller than a `WorkerSpec`): at
-    // 100,000 workers, fresh pages for a second 25 MB array cost more than all
-    // the checks.
-    let mut workers: Vec<WorkerConfig> = specs
-        .into_iter()
-        .filter_map(|spec| {
-            let location = spec.location();
-            let before = problems.len();
-            let config = spec.check(&mut problems);
-            if config.is_none() {
-                // `check` names the worker in every problem it reports; reading
-                // the name back from there spares a clone for every valid worker.
-                if let Some(name) = problems.get(before).and_then(|p| p.worker.clone()) {
-                    rejected.push((name, location));
-                }
-            }
-            config
-        })
-        .collect();
+    // A worker with a refused value still takes part in the graph checks, so
+    // its unknown names, cycles and missing state are reported too. Collecting
+    // through `map` lets std reuse the specs' allocation for the configs (a
+    // `WorkerConfig` is smaller than a `WorkerSpec`): at 100,000 workers,
+    // fresh pages for a second 25 MB array cost more than all the checks.
+    let mut workers: Vec<WorkerConfig> = specs.into_iter().map(|spec| spec.check(&mut problems)).collect();
 
     // Everything up to the move into name order works on input positions,
     // where the workers and the strings they own lie in memory in the order
@@ -79,7 +60,7 @@ pub(crate) fn validate(specs: Vec<WorkerSpec>, states: &StateMap) -> Result<Grap
     let (relations, order) = {
         let text = NameText::new(&workers);
         let sorted = text.sorted(&workers);
-        let names = Names::new(&workers, &sorted, &rejected, &mut problems);
+        let names = Names::new(&workers, &sorted, &mut problems);
         let relations = Relations::resolve(&workers, &sorted, &names, &mut problems);
         (relations, sorted.iter().map(|&(_, input)| input).collect())
     };
@@ -194,92 +175,44 @@ fn move_into_order(workers: &mut [WorkerConfig], mut order: Vec<u32>) {
     }
 }
 
-/// What a name in `depends_on` or `blocks` refers to.
-enum Target {
-    Worker(u32),
-    /// A worker whose own values were refused; already reported.
-    Rejected,
-    Unknown,
-}
-
-/// Every worker name of the build, valid or refused.
+/// Every worker name of the build.
 struct Names<'a> {
-    /// The valid workers' ids; for a duplicated name, the first by location.
+    /// The workers' ids; for a duplicated name, the first by location.
     ids: HashMap<&'a str, u32>,
-    rejected: HashMap<&'a str, Location>,
     sorted: &'a [(&'a str, u32)],
 }
 
 impl<'a> Names<'a> {
     /// Indexes the names and reports each duplicated name once, at its first
     /// definition, listing the others.
-    fn new(
-        workers: &[WorkerConfig],
-        sorted: &'a [(&'a str, u32)],
-        rejected: &'a [(String, Location)],
-        problems: &mut Vec<Problem>,
-    ) -> Self {
+    fn new(workers: &[WorkerConfig], sorted: &'a [(&'a str, u32)], problems: &mut Vec<Problem>) -> Self {
         let location = |id: usize| workers[sorted[id].1 as usize].location;
         let mut ids = HashMap::with_capacity(sorted.len());
-        // Only duplicated names get an entry; a BTreeMap keeps reports ordered.
-        let mut duplicates: BTreeMap<&str, Vec<Location>> = BTreeMap::new();
-        // Equal names are next to each other in `sorted`.
+        // Equal names are next to each other in `sorted`, ordered by location.
         let mut id = 0;
         for same_name in sorted.chunk_by(|a, b| a.0 == b.0) {
             let name = same_name[0].0;
             ids.insert(name, id as u32);
             if same_name.len() > 1 {
-                duplicates.insert(name, (id..id + same_name.len()).map(location).collect());
+                problems.push(Problem::new(
+                    Some(name.to_string()),
+                    Some(location(id)),
+                    ProblemKind::DuplicateName { others: (id + 1..id + same_name.len()).map(location).collect() },
+                ));
             }
             id += same_name.len();
         }
-        let mut rejected_names: HashMap<&str, Location> = HashMap::with_capacity(rejected.len());
-        let mut refused: Vec<&(String, Location)> = rejected.iter().collect();
-        refused.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| location_key(&a.1).cmp(&location_key(&b.1))));
-        for (name, refused_at) in refused {
-            let name = name.as_str();
-            let first = match ids.get(name) {
-                Some(&id) => Some(location(id as usize)),
-                None => match rejected_names.entry(name) {
-                    Entry::Vacant(slot) => {
-                        slot.insert(*refused_at);
-                        None
-                    }
-                    Entry::Occupied(first) => Some(*first.get()),
-                },
-            };
-            if let Some(first) = first {
-                duplicates.entry(name).or_insert_with(|| vec![first]).push(*refused_at);
-            }
-        }
-        for (name, mut locations) in duplicates {
-            locations.sort_by_key(location_key);
-            let first = locations.remove(0);
-            problems.push(Problem::new(
-                Some(name.to_string()),
-                Some(first),
-                ProblemKind::DuplicateName { others: locations },
-            ));
-        }
-        Names { ids, rejected: rejected_names, sorted }
+        Names { ids, sorted }
     }
 
-    fn resolve(&self, name: &str) -> Target {
-        match self.ids.get(name) {
-            Some(&id) => Target::Worker(id),
-            None if self.rejected.contains_key(name) => Target::Rejected,
-            None => Target::Unknown,
-        }
+    fn resolve(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
     }
 
-    /// Every distinct name, for a did-you-mean, in a fixed order: valid names
-    /// by id, then refused ones sorted.
+    /// Every distinct name, for a did-you-mean, in id order.
     fn candidates(&self) -> Vec<&'a str> {
         let mut candidates: Vec<&'a str> = self.sorted.iter().map(|&(name, _)| name).collect();
         candidates.dedup();
-        let mut refused: Vec<&'a str> = self.rejected.keys().copied().collect();
-        refused.sort_unstable();
-        candidates.extend(refused);
         candidates
     }
 }
@@ -373,10 +306,9 @@ impl Relations {
                 for reference in references.iter() {
                     let reference: &str = reference;
                     match names.resolve(reference) {
-                        Target::Worker(target) => list.targets.push(target),
-                        Target::Rejected => {}
-                        Target::Unknown if reported.contains(&(key, reference)) => {}
-                        Target::Unknown => {
+                        Some(target) => list.targets.push(target),
+                        None if reported.contains(&(key, reference)) => {}
+                        None => {
                             reported.push((key, reference));
                             let did_you_mean = suggestions.for_unknown(reference);
                             problems.push(problem_of(
@@ -723,6 +655,15 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_with_an_invalid_option_still_takes_part_in_the_graph_checks() {
+        let problems = problems_of(vec![worker("poll").interval(Duration::ZERO).depends_on("fetch")]);
+        let kinds: Vec<_> = problems.into_iter().map(|p| p.kind).collect();
+        assert!(matches!(kinds[0], ProblemKind::InvalidOption { key: "interval", .. }));
+        assert!(matches!(kinds[1], ProblemKind::UnknownWorker { key: "depends_on", .. }));
+        assert_eq!(kinds.len(), 2);
+    }
+
+    #[test]
     fn a_worker_with_invalid_options_still_counts_as_a_duplicate() {
         let valid = worker("sync");
         let refused = worker("sync").timeout(Duration::ZERO);
@@ -800,10 +741,10 @@ mod tests {
     fn suggestions_stop_once_their_budget_of_comparisons_is_spent() {
         let mut problems = Vec::new();
         let workers: Vec<WorkerConfig> =
-            [worker("fetch_data"), worker("process_data")].into_iter().filter_map(|s| s.check(&mut problems)).collect();
+            [worker("fetch_data"), worker("process_data")].into_iter().map(|s| s.check(&mut problems)).collect();
         let text = NameText::new(&workers);
         let sorted = text.sorted(&workers);
-        let names = Names::new(&workers, &sorted, &[], &mut problems);
+        let names = Names::new(&workers, &sorted, &mut problems);
         // Room for two searches among two names.
         let mut suggestions = Suggestions::new(&names, 4);
         assert_eq!(suggestions.for_unknown("fetch_dta").as_deref(), Some("fetch_data"));
@@ -870,13 +811,11 @@ mod tests {
 
     #[test]
     fn a_self_dependency_is_a_cycle_of_one_worker() {
-        // `WorkerSpec::check` already refuses a worker that lists itself, so
-        // the graph never sees one; the cycle search still handles it.
         let depends_on = Adjacency { start: vec![0, 0, 1], targets: vec![1] };
         assert_eq!(dependency_cycles(&depends_on), vec![vec![1, 1]]);
 
         let kinds = kinds_of(vec![worker("a").depends_on("a")]);
-        assert!(matches!(kinds[..], [ProblemKind::InvalidOption { key: "depends_on", .. }]));
+        assert_eq!(kinds, [ProblemKind::Cycle { path: vec!["a".into(), "a".into()] }]);
     }
 
     #[test]

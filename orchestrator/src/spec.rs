@@ -320,6 +320,7 @@ impl WorkerSpec {
         self
     }
 
+    #[cfg(test)]
     pub(crate) fn location(&self) -> Location {
         self.location
     }
@@ -354,9 +355,10 @@ impl WorkerSpec {
     }
 
     /// Checks this worker's own values and resolves defaults. Every problem is
-    /// pushed to `problems`; `None` when there was at least one.
-    pub(crate) fn check(self, problems: &mut Vec<Problem>) -> Option<WorkerConfig> {
-        let before = problems.len();
+    /// pushed to `problems`; the config is returned either way (a refused
+    /// value replaced by a stand-in), so that the graph checks still see the
+    /// worker's name and relations and report their problems too.
+    pub(crate) fn check(self, problems: &mut Vec<Problem>) -> WorkerConfig {
         let mut problem = |key: &'static str, reason: String| {
             problems.push(Problem::new(
                 Some(self.name.to_string()),
@@ -435,6 +437,14 @@ impl WorkerSpec {
         if self.restart_delay.is_some() && mode != Mode::Continuous {
             problem("restart_delay", "`restart_delay` only applies to mode Continuous".into());
         }
+        if mode == Mode::Continuous && !self.depends_on.is_empty() {
+            problem(
+                "depends_on",
+                "a Continuous worker never finishes, so it would hold its dependencies off forever \
+                 (dependencies never run at the same time as their dependents): remove `depends_on`"
+                    .into(),
+            );
+        }
         if mode == Mode::Continuous && self.retries.is_some() {
             problem(
                 "retries",
@@ -449,21 +459,17 @@ impl WorkerSpec {
         if max_backoff < backoff {
             problem("max_backoff", format!("max_backoff ({max_backoff:?}) is smaller than backoff ({backoff:?})"));
         }
-        for (key, names) in [("depends_on", &self.depends_on), ("blocks", &self.blocks)] {
-            if names.iter().any(|n| *n == self.name) {
-                problem(key, format!("worker `{}` cannot list itself in `{key}`", self.name));
-            }
+        // Depending on itself is reported by the graph, as the cycle `a -> a`.
+        if self.blocks.contains(&self.name) {
+            problem("blocks", format!("worker `{}` cannot list itself in `blocks`", self.name));
         }
 
-        if problems.len() > before {
-            return None;
-        }
         let timeout = match (self.timeout, mode) {
             (Some(t), _) => Some(t),
             (None, Mode::Continuous) => None,
             (None, _) => Some(defaults::TIMEOUT),
         };
-        Some(WorkerConfig {
+        WorkerConfig {
             name: Arc::from(&*self.name),
             location: self.location,
             run: self.run,
@@ -482,7 +488,7 @@ impl WorkerSpec {
             misfire: self.misfire.unwrap_or_default(),
             enabled: self.enabled.unwrap_or(true),
             scope: self.scope.unwrap_or_default(),
-        })
+        }
     }
 }
 
