@@ -1,24 +1,39 @@
 //! [`Orchestrator::builder`]: collects the registered and programmatic
 //! workers, application state and settings, and validates the graph.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::BuildError;
-use crate::graph::{self, Graph};
+use crate::engine::Engine;
+use crate::error::{BuildError, Error};
+use crate::graph;
+use crate::handle::Handle;
 use crate::registry;
+use crate::runtime::{Inner, Signals};
 use crate::spec::WorkerSpec;
 use crate::worker_fn::StateMap;
 
 /// A validated set of workers, ready to run.
 pub struct Orchestrator {
-    pub(crate) graph: Graph,
-    pub(crate) states: StateMap,
-    pub(crate) max_concurrent: usize,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) seed: Option<u64>,
+    inner: Arc<Inner>,
 }
 
 impl Orchestrator {
+    /// A handle to control the orchestrator once it runs (and before).
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.inner.clone())
+    }
+
+    /// Schedules the workers until [`Handle::shutdown`] or SIGINT/SIGTERM,
+    /// then shuts down gracefully: no new runs, running ones are asked to stop
+    /// and get the shutdown timeout to finish, the rest are cancelled (a
+    /// second signal cancels them at once). Returns when everything has
+    /// stopped.
+    pub async fn run(self) -> Result<(), Error> {
+        let signals = Signals::install()?;
+        self.inner.drive(Some(signals)).await
+    }
+
     /// A builder holding every `#[worker]` of the binary.
     pub fn builder() -> OrchestratorBuilder {
         OrchestratorBuilder {
@@ -96,12 +111,8 @@ impl OrchestratorBuilder {
     /// problem found.
     pub fn build(self) -> Result<Orchestrator, BuildError> {
         let graph = graph::validate(self.specs, &self.states)?;
-        Ok(Orchestrator {
-            graph,
-            states: self.states,
-            max_concurrent: self.max_concurrent,
-            shutdown_timeout: self.shutdown_timeout,
-            seed: self.seed,
-        })
+        let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
+        let engine = Engine::new(graph, self.max_concurrent, seed);
+        Ok(Orchestrator { inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)) })
     }
 }

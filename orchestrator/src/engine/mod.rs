@@ -1,0 +1,894 @@
+//! The decision core: a pure state machine that decides which worker runs
+//! when.
+//!
+//! It holds no clock and spawns nothing. The driver feeds it [`Event`]s with
+//! the current instant and carries out the [`Action`]s it queues (start an
+//! attempt, ask a run to stop, answer a trigger), and sleeps until
+//! [`Engine::next_deadline`]. Every semantic rule of the SPEC (schedules,
+//! misfire, dependencies, exclusion, priorities, the concurrency limit,
+//! retries, auto-disable, shutdown) is decided here, so each is testable in
+//! microseconds without tokio.
+//!
+//! Data flow for one fire: a slot timer (or a trigger, or dependencies
+//! completing) offers a [`Fire`] to its worker ([`Engine::offer_fire`]); the
+//! worker is marked dirty; [`Engine::settle`] re-evaluates dirty workers
+//! (dependencies, conflicts) and moves the ones that may run into the ready
+//! queue, then fills free concurrency slots from it in priority order.
+//! Whenever a run starts or ends, the workers it relates to are marked dirty,
+//! so a waiting worker starts the moment it is allowed to: nothing polls.
+
+mod worker;
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::context::RunId;
+use crate::graph::{Graph, WorkerId};
+use crate::schedule::{self, WallClock};
+use crate::spec::{Misfire, Schedule, WorkerConfig};
+use crate::status::RunOutcome;
+
+pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
+use worker::{FinishedFire, Fire, ReadyKey, Slot};
+
+/// Something that happened, fed to [`Engine::handle`].
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Time has reached [`Engine::next_deadline`] (or later).
+    Timeout,
+    /// An attempt started by [`Action::Start`] ended.
+    AttemptFinished { worker: WorkerId, run: RunId, result: AttemptResult },
+    /// Enable a worker (resets its failure count).
+    Enable(WorkerId),
+    /// Disable a worker: no new fire or attempt starts; a running attempt finishes.
+    Disable(WorkerId),
+    /// Stop starting runs, cancel what is pending, ask running attempts to stop.
+    Shutdown,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AttemptResult {
+    Succeeded,
+    /// Returned an error (rendered).
+    Failed(String),
+    /// Panicked, with the panic message.
+    Panicked(String),
+    /// Exceeded its timeout and was cancelled.
+    TimedOut(Duration),
+    /// Dropped at shutdown.
+    Cancelled,
+}
+
+/// Something the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Start an attempt of `worker`'s body.
+    Start { worker: WorkerId, run: RunId, attempt: u32, timeout: Option<Duration> },
+    /// Ask a running attempt to stop (its `Context` is cancelled).
+    Cancel { worker: WorkerId, run: RunId },
+    /// Answer a trigger with its run's outcome.
+    Resolve { waiter: WaiterId, outcome: RunOutcome },
+}
+
+/// Why a trigger was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TriggerRefusal {
+    Disabled(Disabled),
+    AlreadyRunning,
+    ShuttingDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Created,
+    Running,
+    ShuttingDown,
+}
+
+/// What a timer stands for. Stale timers (the slot was re-armed or the run
+/// moved on) are recognised and ignored when they fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Slot { generation: u32 },
+    Retry { run: RunId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Instant,
+    worker: WorkerId,
+    kind: TimerKind,
+}
+
+/// The scheduling state machine.
+pub(crate) struct Engine {
+    graph: Graph,
+    workers: Vec<WorkerRecord>,
+    max_concurrent: usize,
+    /// Attempts executing that hold a concurrency slot.
+    executing: usize,
+    /// Runs in progress (any phase, Continuous included).
+    runs_in_progress: usize,
+    ready: BTreeSet<ReadyKey>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    dirty: Vec<WorkerId>,
+    is_dirty: Vec<bool>,
+    actions: VecDeque<Action>,
+    rng: fastrand::Rng,
+    next_run: u64,
+    lifecycle: Lifecycle,
+    started: Instant,
+    clock: WallClock,
+    /// Every fire that reached an outcome, for the property tests' reference
+    /// model of the dependency rule.
+    #[cfg(test)]
+    pub(crate) fire_log: Vec<FireLog>,
+}
+
+/// A fire that reached an outcome (test builds only).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FireLog {
+    pub worker: WorkerId,
+    pub first_due: Instant,
+    pub succeeded: bool,
+}
+
+impl Engine {
+    pub(crate) fn new(graph: Graph, max_concurrent: usize, seed: u64) -> Self {
+        let workers = graph
+            .workers
+            .iter()
+            .zip(&graph.edges)
+            .map(|(config, edges)| {
+                let disabled = (!config.enabled).then_some(Disabled::Configured);
+                let fresh = if matches!(config.schedule, Schedule::Triggered) { edges.depends_on.len() } else { 0 };
+                WorkerRecord::new(disabled, fresh)
+            })
+            .collect();
+        let n = graph.workers.len();
+        let now = Instant::now();
+        Engine {
+            graph,
+            workers,
+            max_concurrent: max_concurrent.max(1),
+            executing: 0,
+            runs_in_progress: 0,
+            ready: BTreeSet::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            is_dirty: vec![false; n],
+            actions: VecDeque::new(),
+            rng: fastrand::Rng::with_seed(seed),
+            next_run: 1,
+            lifecycle: Lifecycle::Created,
+            started: now,
+            clock: WallClock::new(now, DateTime::<Utc>::UNIX_EPOCH),
+            #[cfg(test)]
+            fire_log: Vec::new(),
+        }
+    }
+
+    // ----- queries -------------------------------------------------------
+
+    pub(crate) fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub(crate) fn config(&self, worker: WorkerId) -> &WorkerConfig {
+        &self.graph.workers[worker]
+    }
+
+    pub(crate) fn state(&self, worker: WorkerId) -> &WorkerRecord {
+        &self.workers[worker]
+    }
+
+    pub(crate) fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<WorkerId> {
+        // Workers are sorted by name.
+        self.graph.workers.binary_search_by(|w| (*w.name).cmp(name)).ok()
+    }
+
+    pub(crate) fn clock(&self) -> &WallClock {
+        &self.clock
+    }
+
+    pub(crate) fn max_concurrent(&self) -> usize {
+        self.max_concurrent
+    }
+
+    pub(crate) fn executing(&self) -> usize {
+        self.executing
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.lifecycle == Lifecycle::ShuttingDown
+    }
+
+    /// Shutting down and no run is in progress any more.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.is_shutting_down() && self.runs_in_progress == 0
+    }
+
+    /// The runs in progress, for the shutdown report.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (WorkerId, &Run)> {
+        self.workers.iter().enumerate().filter_map(|(w, s)| s.run.as_ref().map(|r| (w, r)))
+    }
+
+    /// When the driver must call back with [`Event::Timeout`].
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse(t)| t.at)
+    }
+
+    /// The next action for the driver to carry out.
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    // ----- events --------------------------------------------------------
+
+    /// Begins scheduling at `now`, whose wall-clock time is `wall`: arms every
+    /// enabled worker's first slot.
+    pub(crate) fn start(&mut self, now: Instant, wall: DateTime<Utc>) {
+        debug_assert_eq!(self.lifecycle, Lifecycle::Created);
+        self.lifecycle = Lifecycle::Running;
+        self.started = now;
+        self.clock = WallClock::new(now, wall);
+        for w in 0..self.workers.len() {
+            if self.workers[w].enabled() {
+                let first = now + self.graph.workers[w].initial_delay;
+                self.arm_first_slot(w, first);
+            }
+        }
+        self.on_timeout(now);
+        self.settle(now);
+    }
+
+    /// Handles one event at `now`.
+    pub(crate) fn handle(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Timeout => self.on_timeout(now),
+            Event::AttemptFinished { worker, run, result } => self.on_attempt_finished(now, worker, run, result),
+            Event::Enable(w) => self.enable(now, w),
+            Event::Disable(w) => self.disable(now, w, Disabled::Manually),
+            Event::Shutdown => self.shutdown(now),
+        }
+        self.settle(now);
+    }
+
+    /// Asks for a run of `worker` now; `waiter` is answered with its outcome
+    /// through [`Action::Resolve`]. Joins the worker's pending fire if it has
+    /// one. Before [`start`](Self::start), the fire waits for the start.
+    pub(crate) fn trigger(&mut self, now: Instant, w: WorkerId, waiter: WaiterId) -> Result<(), TriggerRefusal> {
+        if self.lifecycle == Lifecycle::ShuttingDown {
+            return Err(TriggerRefusal::ShuttingDown);
+        }
+        let state = &self.workers[w];
+        if let Some(reason) = &state.disabled {
+            return Err(TriggerRefusal::Disabled(reason.clone()));
+        }
+        if state.run.is_some() {
+            return Err(TriggerRefusal::AlreadyRunning);
+        }
+        tracing::debug!(worker = %self.graph.workers[w].name, "triggered");
+        self.offer_fire(w, now, Misfire::FireOnce, Some(waiter));
+        self.settle(now);
+        Ok(())
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        while let Some(Reverse(timer)) = self.timers.peek().copied() {
+            if timer.at > now {
+                break;
+            }
+            self.timers.pop();
+            let w = timer.worker;
+            match timer.kind {
+                TimerKind::Slot { generation } => {
+                    if generation == self.workers[w].slot_generation
+                        && let Some(slot) = self.workers[w].slot.take()
+                    {
+                        self.on_slot(now, w, slot);
+                    }
+                }
+                TimerKind::Retry { run } => {
+                    if let Some(r) = self.workers[w].run.as_mut()
+                        && r.id == run
+                        && let Phase::Backoff { until } = r.phase
+                    {
+                        r.phase = Phase::Queued { since: until };
+                        self.mark_dirty(w);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A scheduled slot was reached: arm the next one and offer the fire.
+    fn on_slot(&mut self, now: Instant, w: WorkerId, slot: Slot) {
+        let config = &self.graph.workers[w];
+        let misfire = config.misfire;
+        let passed = match &config.schedule {
+            Schedule::Interval(period) => {
+                let (next, passed) = schedule::next_interval(slot.nominal, *period, now);
+                self.arm_slot(w, next);
+                passed
+            }
+            Schedule::Cron(cron) => {
+                // Slots passed while the process could not process them
+                // (suspended, starved) count as missed or merged.
+                let mut passed = 0;
+                let mut next = schedule::next_cron(cron, &self.clock, slot.nominal);
+                while let Some(at) = next.filter(|at| *at <= now) {
+                    passed += 1;
+                    next = schedule::next_cron(cron, &self.clock, at);
+                    if passed >= 1000 {
+                        next = schedule::next_cron(cron, &self.clock, now);
+                        break;
+                    }
+                }
+                if let Some(at) = next {
+                    self.arm_slot(w, at);
+                }
+                passed
+            }
+            Schedule::Delay(_) | Schedule::Continuous { .. } => 0,
+            Schedule::Triggered => unreachable!("Triggered workers have no slots"),
+        };
+        if passed > 0 {
+            let stats = &mut self.workers[w].stats;
+            match misfire {
+                Misfire::FireOnce => stats.coalesced += passed,
+                Misfire::Skip => stats.missed += passed,
+            }
+        }
+        self.offer_fire(w, slot.due, misfire, None);
+    }
+
+    /// A fire due at `due` arrives for `w`: becomes its pending fire, merges
+    /// into the pending one, or is dropped, following `misfire`.
+    fn offer_fire(&mut self, w: WorkerId, due: Instant, misfire: Misfire, waiter: Option<WaiterId>) {
+        let deps = self.graph.edges[w].depends_on.len();
+        let blocked = misfire == Misfire::Skip && self.is_blocks_excluded(w);
+        let state = &mut self.workers[w];
+        let waiters = waiter.into_iter();
+        let mut new_fire = true;
+        match (&mut state.pending, &state.run, misfire) {
+            (Some(fire), _, Misfire::FireOnce) => {
+                new_fire = false;
+                if due > fire.due {
+                    // The catch-up run stands for the freshest slot: its
+                    // dependencies are judged anew against that slot.
+                    fire.due = due;
+                    fire.settled.fill(None);
+                    state.stats.coalesced += 1;
+                }
+                fire.waiters.extend(waiters);
+            }
+            (Some(fire), _, Misfire::Skip) => {
+                // The old fire did not start before the next slot: missed.
+                let mut replacement = Fire::new(due, deps);
+                replacement.waiters = std::mem::take(&mut fire.waiters);
+                replacement.waiters.extend(waiters);
+                *fire = replacement;
+                state.stats.missed += 1;
+            }
+            (None, Some(_), Misfire::Skip) => {
+                new_fire = false;
+                state.stats.missed += 1;
+            }
+            (None, None, Misfire::Skip) if blocked => {
+                new_fire = false;
+                state.stats.missed += 1;
+            }
+            (None, _, _) => {
+                let mut fire = Fire::new(due, deps);
+                fire.waiters.extend(waiters);
+                state.pending = Some(fire);
+            }
+        }
+        if new_fire {
+            self.unsettle_dependents(w, due);
+        }
+        self.mark_dirty(w);
+        self.mark_dependents_dirty(w);
+    }
+
+    /// `w` has a new fire due at `due`: for dependents whose pending fire is
+    /// due at or after it, this is now the dependency's relevant fire, so a
+    /// verdict reached on an older fire no longer holds. (This happens when
+    /// fires come due at the same instant, or when a Triggered dependency is
+    /// fired by its own dependencies completing.)
+    fn unsettle_dependents(&mut self, w: WorkerId, due: Instant) {
+        for &d in &self.graph.edges[w].dependents {
+            if let Some(fire) = self.workers[d].pending.as_mut()
+                && fire.due >= due
+            {
+                let position = self.graph.edges[d].depends_on.binary_search(&w).expect("edges are symmetric");
+                fire.settled[position] = None;
+            }
+        }
+    }
+
+    fn on_attempt_finished(&mut self, now: Instant, w: WorkerId, run: RunId, result: AttemptResult) {
+        let Some(r) = self.workers[w].run.as_mut() else { return };
+        if r.id != run || !matches!(r.phase, Phase::Executing { .. }) {
+            return; // stale report (e.g. after a forced cancel)
+        }
+        let attempt = r.attempt;
+        if !self.is_continuous(w) {
+            self.executing -= 1;
+        }
+        let config = &self.graph.workers[w];
+        let error = match result {
+            AttemptResult::Succeeded => return self.finish_run(now, w, RunOutcome::Succeeded),
+            AttemptResult::Cancelled => {
+                return self.finish_run(now, w, RunOutcome::Cancelled { reason: "shutdown".into() });
+            }
+            AttemptResult::Failed(e) => e,
+            AttemptResult::Panicked(p) => format!("panicked: {p}"),
+            AttemptResult::TimedOut(t) => format!("timed out after {}", crate::spec::HumanDuration(t)),
+        };
+        self.workers[w].stats.failed_attempts += 1;
+        let may_retry = attempt <= config.retries && self.lifecycle == Lifecycle::Running && self.workers[w].enabled();
+        if may_retry {
+            let pause = schedule::backoff(&mut self.rng, config.backoff, config.max_backoff, attempt);
+            let until = now + pause;
+            tracing::warn!(
+                worker = %config.name, run_id = %run, attempt, error = %error,
+                retry_in = %crate::spec::HumanDuration(pause), "attempt failed, retrying"
+            );
+            let r = self.workers[w].run.as_mut().expect("checked above");
+            r.last_error = Some(error);
+            r.phase = Phase::Backoff { until };
+            self.timers.push(Reverse(Timer { at: until, worker: w, kind: TimerKind::Retry { run } }));
+            self.mark_dirty(w);
+        } else {
+            self.finish_run(now, w, RunOutcome::Failed { error });
+        }
+    }
+
+    /// Ends `w`'s run in progress with `outcome`, and lets everything that
+    /// waited on it move.
+    fn finish_run(&mut self, now: Instant, w: WorkerId, outcome: RunOutcome) {
+        let config = &self.graph.workers[w];
+        let threshold = config.max_consecutive_failures;
+        let state = &mut self.workers[w];
+        let Some(run) = state.run.take() else { return };
+        self.runs_in_progress -= 1;
+        if let Some(key) = state.ready.take() {
+            self.ready.remove(&key);
+        }
+        let stats = &mut state.stats;
+        let duration = now.saturating_duration_since(run.started);
+        stats.last_finished = Some(now);
+        stats.last_duration = Some(duration);
+        stats.total_duration += duration;
+        let succeeded = outcome.is_success();
+        match &outcome {
+            RunOutcome::Succeeded => {
+                stats.successes += 1;
+                stats.consecutive_failures = 0;
+                stats.last_success = Some(true);
+                stats.last_error = None;
+                tracing::info!(worker = %config.name, run_id = %run.id, attempts = run.attempt,
+                    duration = ?duration, "run succeeded");
+            }
+            RunOutcome::Failed { error } => {
+                stats.failures += 1;
+                stats.consecutive_failures += 1;
+                stats.last_success = Some(false);
+                stats.last_error = Some(error.clone());
+                tracing::error!(worker = %config.name, run_id = %run.id, attempts = run.attempt,
+                    error = %error, consecutive_failures = stats.consecutive_failures, "run failed");
+            }
+            RunOutcome::Cancelled { reason } => {
+                stats.cancelled += 1;
+                stats.last_success = Some(false);
+                stats.last_error = Some(format!("cancelled ({reason})"));
+                tracing::warn!(worker = %config.name, run_id = %run.id, reason = %reason, "run cancelled");
+            }
+            RunOutcome::UpstreamFailed { .. } => unreachable!("upstream failures never start a run"),
+        }
+        state.last_fire = Some(FinishedFire { succeeded });
+        #[cfg(test)]
+        self.fire_log.push(FireLog { worker: w, first_due: run.fire.first_due, succeeded });
+        let consecutive = stats.consecutive_failures;
+        let last_error = stats.last_error.clone();
+        self.resolve(run.fire.waiters, &outcome);
+
+        if !succeeded && threshold > 0 && consecutive >= threshold && self.workers[w].enabled() {
+            let reason = Disabled::Failures { count: consecutive, last_error: last_error.unwrap_or_default() };
+            self.disable(now, w, reason);
+        }
+        if self.lifecycle == Lifecycle::Running && self.workers[w].enabled() {
+            self.arm_after_run(now, w);
+        }
+        if succeeded {
+            self.record_dependency_success(now, w);
+        }
+        self.mark_dirty(w);
+        for i in 0..self.graph.edges[w].conflicts.len() {
+            let c = self.graph.edges[w].conflicts[i];
+            self.mark_dirty(c);
+        }
+    }
+
+    /// Triggered dependents of `w` fire once all their dependencies have
+    /// succeeded since their previous fire.
+    fn record_dependency_success(&mut self, now: Instant, w: WorkerId) {
+        for i in 0..self.graph.edges[w].dependents.len() {
+            let d = self.graph.edges[w].dependents[i];
+            if !matches!(self.graph.workers[d].schedule, Schedule::Triggered) || !self.workers[d].enabled() {
+                continue;
+            }
+            let position = self.graph.edges[d].depends_on.binary_search(&w).expect("edges are symmetric");
+            let fresh = &mut self.workers[d].fresh;
+            fresh[position] = true;
+            if fresh.iter().all(|f| *f) {
+                fresh.fill(false);
+                self.offer_fire(d, now, Misfire::FireOnce, None);
+            }
+        }
+    }
+
+    /// After a run ends: fixed-delay and Continuous schedules arm their next slot.
+    fn arm_after_run(&mut self, now: Instant, w: WorkerId) {
+        match self.graph.workers[w].schedule {
+            Schedule::Delay(delay) => self.arm_slot(w, now + delay),
+            Schedule::Continuous { restart_delay } => self.arm_slot(w, now + restart_delay),
+            _ => {}
+        }
+    }
+
+    fn enable(&mut self, now: Instant, w: WorkerId) {
+        if self.workers[w].enabled() {
+            return;
+        }
+        let state = &mut self.workers[w];
+        state.disabled = None;
+        state.stats.consecutive_failures = 0;
+        tracing::info!(worker = %self.graph.workers[w].name, "worker enabled");
+        if self.lifecycle == Lifecycle::Running && self.workers[w].run.is_none() {
+            // Resume at the schedule's next slot; fixed-delay and Continuous
+            // workers resume as if a run had just ended.
+            match &self.graph.workers[w].schedule {
+                Schedule::Interval(period) => {
+                    let base = self.started + self.graph.workers[w].initial_delay;
+                    let next = if now <= base { base } else { schedule::next_interval(base, *period, now).0 };
+                    self.arm_slot(w, next);
+                }
+                Schedule::Cron(_) => self.arm_first_slot(w, now),
+                Schedule::Delay(_) | Schedule::Continuous { .. } => self.arm_after_run(now, w),
+                Schedule::Triggered => {}
+            }
+        }
+        self.mark_dirty(w);
+        self.mark_dependents_dirty(w);
+    }
+
+    fn disable(&mut self, now: Instant, w: WorkerId, reason: Disabled) {
+        let name = self.graph.workers[w].name.clone();
+        let state = &mut self.workers[w];
+        if state.disabled.is_some() {
+            return;
+        }
+        match &reason {
+            Disabled::Failures { .. } => tracing::error!(worker = %name, reason = %reason, "worker disabled"),
+            _ => tracing::info!(worker = %name, reason = %reason, "worker disabled"),
+        }
+        state.disabled = Some(reason);
+        state.slot = None;
+        state.slot_generation = state.slot_generation.wrapping_add(1);
+        state.fresh.fill(false);
+        if let Some(fire) = state.pending.take() {
+            self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "worker disabled".into() });
+        }
+        // A run between attempts gives up its remaining retries.
+        if let Some(run) = &self.workers[w].run
+            && !matches!(run.phase, Phase::Executing { .. })
+        {
+            let error = run.last_error.clone().unwrap_or_default();
+            self.finish_run(now, w, RunOutcome::Failed { error });
+        }
+        self.mark_dirty(w);
+        self.mark_dependents_dirty(w);
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        if self.lifecycle == Lifecycle::ShuttingDown {
+            return;
+        }
+        tracing::info!(runs_in_progress = self.runs_in_progress, "shutting down: no new runs start");
+        self.lifecycle = Lifecycle::ShuttingDown;
+        self.timers.clear();
+        self.ready.clear();
+        for w in 0..self.workers.len() {
+            let state = &mut self.workers[w];
+            state.slot = None;
+            state.ready = None;
+            state.wait = None;
+            if let Some(fire) = state.pending.take() {
+                self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "shutdown".into() });
+            }
+            match self.workers[w].run.as_ref().map(|r| (r.id, r.phase)) {
+                Some((run, Phase::Executing { .. })) => self.actions.push_back(Action::Cancel { worker: w, run }),
+                Some(_) => self.finish_run(now, w, RunOutcome::Cancelled { reason: "shutdown".into() }),
+                None => {}
+            }
+        }
+        self.dirty.clear();
+        self.is_dirty.fill(false);
+    }
+
+    // ----- deciding ------------------------------------------------------
+
+    /// Re-evaluates dirty workers and fills free slots, until nothing changes.
+    fn settle(&mut self, now: Instant) {
+        if self.lifecycle != Lifecycle::Running {
+            return;
+        }
+        loop {
+            while let Some(w) = self.dirty.pop() {
+                self.is_dirty[w] = false;
+                self.evaluate(now, w);
+            }
+            while self.executing < self.max_concurrent {
+                let Some(key) = self.ready.pop_first() else { break };
+                let w = key.2;
+                self.workers[w].ready = None;
+                self.start_attempt(now, w);
+            }
+            if self.dirty.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Decides what `w`'s pending fire or queued attempt is waiting for, and
+    /// queues it (or starts it, if Continuous) when nothing holds it back.
+    fn evaluate(&mut self, now: Instant, w: WorkerId) {
+        if let Some(key) = self.workers[w].ready.take() {
+            self.ready.remove(&key);
+        }
+        let priority = self.graph.workers[w].priority;
+        let state = &self.workers[w];
+        if let Some(run) = &state.run {
+            // A queued retry only waits for a slot: no conflicting run can have
+            // started while this run was in progress. A pending fire waits for
+            // the run to end.
+            if let Phase::Queued { since } = run.phase {
+                self.enqueue(w, (Reverse(priority), since, w));
+            } else {
+                let wait = state.pending.as_ref().map(|_| Wait::OwnRun);
+                self.workers[w].wait = wait;
+            }
+            return;
+        }
+        if state.pending.is_none() {
+            self.workers[w].wait = None;
+            return;
+        }
+        if !state.enabled() {
+            return;
+        }
+        match self.check_dependencies(w) {
+            Dependencies::Failed(dependency) => return self.upstream_failed(now, w, dependency),
+            Dependencies::Wait(wait) => {
+                self.workers[w].wait = Some(wait);
+                return;
+            }
+            Dependencies::Satisfied => {}
+        }
+        if let Some(by) = self.graph.edges[w].conflicts.iter().copied().find(|&c| self.workers[c].run.is_some()) {
+            self.workers[w].wait = Some(Wait::Excluded { by });
+            return;
+        }
+        if self.is_continuous(w) {
+            self.workers[w].wait = None;
+            return self.start_attempt(now, w);
+        }
+        let first_due = self.workers[w].pending.as_ref().map_or(now, |f| f.first_due);
+        self.enqueue(w, (Reverse(priority), first_due, w));
+    }
+
+    fn enqueue(&mut self, w: WorkerId, key: ReadyKey) {
+        self.ready.insert(key);
+        let state = &mut self.workers[w];
+        state.ready = Some(key);
+        state.wait = Some(Wait::Slot);
+    }
+
+    /// Settles what can be settled of `w`'s pending fire's dependencies.
+    fn check_dependencies(&mut self, w: WorkerId) -> Dependencies {
+        let edges = &self.graph.edges[w];
+        if edges.depends_on.is_empty() {
+            return Dependencies::Satisfied;
+        }
+        // Taken out while the other workers are read; `w` is never its own
+        // dependency (validation rejects cycles).
+        let mut fire = self.workers[w].pending.take().expect("evaluated with a pending fire");
+        let mut first_wait = None;
+        for (i, &dep) in edges.depends_on.iter().enumerate() {
+            if fire.settled[i].is_some() {
+                continue;
+            }
+            let d = &self.workers[dep];
+            let why = if !d.enabled() {
+                Some(DependencyWait::Disabled)
+            } else if d.run.is_some() || d.pending.as_ref().is_some_and(|p| p.first_due <= fire.due) {
+                Some(DependencyWait::NotFinished)
+            } else if let Some(last) = d.last_fire {
+                fire.settled[i] = Some(last.succeeded);
+                None
+            } else {
+                Some(DependencyWait::NeverRan)
+            };
+            if let Some(why) = why {
+                first_wait.get_or_insert(Wait::Dependency { dependency: dep, why });
+            }
+        }
+        let failed = fire.settled.iter().position(|s| *s == Some(false)).map(|i| edges.depends_on[i]);
+        self.workers[w].pending = Some(fire);
+        match (failed, first_wait) {
+            (Some(dependency), _) => Dependencies::Failed(dependency),
+            (None, Some(wait)) => Dependencies::Wait(wait),
+            (None, None) => Dependencies::Satisfied,
+        }
+    }
+
+    /// `w`'s pending fire will not run: `dependency`'s relevant fire failed.
+    fn upstream_failed(&mut self, now: Instant, w: WorkerId, dependency: WorkerId) {
+        let name = self.graph.workers[w].name.clone();
+        let dependency_name = self.graph.workers[dependency].name.to_string();
+        let state = &mut self.workers[w];
+        let fire = state.pending.take().expect("evaluated with a pending fire");
+        state.wait = None;
+        state.stats.upstream_failed += 1;
+        state.last_fire = Some(FinishedFire { succeeded: false });
+        tracing::warn!(worker = %name, dependency = %dependency_name, "fire skipped: upstream_failed");
+        #[cfg(test)]
+        self.fire_log.push(FireLog { worker: w, first_due: fire.first_due, succeeded: false });
+        self.resolve(fire.waiters, &RunOutcome::UpstreamFailed { dependency: dependency_name });
+        // A fixed-delay schedule counts the skipped fire as its previous run.
+        if matches!(self.graph.workers[w].schedule, Schedule::Delay(_)) && self.workers[w].enabled() {
+            self.arm_after_run(now, w);
+        }
+        self.mark_dependents_dirty(w);
+    }
+
+    /// Starts `w`'s next attempt: the first of its pending fire, or a retry.
+    fn start_attempt(&mut self, now: Instant, w: WorkerId) {
+        let config = &self.graph.workers[w];
+        let continuous = matches!(config.schedule, Schedule::Continuous { .. });
+        let state = &mut self.workers[w];
+        state.wait = None;
+        let run = match &mut state.run {
+            Some(run) => {
+                run.attempt += 1;
+                run
+            }
+            None => {
+                let fire = state.pending.take().expect("a worker starts with a pending fire");
+                let lateness = now.saturating_duration_since(fire.first_due);
+                let id = RunId(self.next_run);
+                self.next_run += 1;
+                self.runs_in_progress += 1;
+                let stats = &mut state.stats;
+                stats.runs += 1;
+                stats.last_started = Some(now);
+                stats.last_lateness = Some(lateness);
+                stats.total_lateness += lateness;
+                stats.max_lateness = stats.max_lateness.max(lateness);
+                state.run.insert(Run {
+                    id,
+                    fire,
+                    attempt: 1,
+                    phase: Phase::Queued { since: now },
+                    started: now,
+                    last_error: None,
+                })
+            }
+        };
+        run.phase = Phase::Executing { since: now };
+        tracing::info!(worker = %config.name, run_id = %run.id, attempt = run.attempt, "run started");
+        self.actions.push_back(Action::Start { worker: w, run: run.id, attempt: run.attempt, timeout: config.timeout });
+        if !continuous {
+            self.executing += 1;
+        }
+        // Conflicting workers may not start now: take them out of the queue.
+        for i in 0..self.graph.edges[w].conflicts.len() {
+            let c = self.graph.edges[w].conflicts[i];
+            if let Some(key) = self.workers[c].ready.take() {
+                self.ready.remove(&key);
+            }
+            self.mark_dirty(c);
+        }
+        self.mark_dependents_dirty(w);
+    }
+
+    // ----- helpers -------------------------------------------------------
+
+    fn arm_slot(&mut self, w: WorkerId, nominal: Instant) {
+        let jitter = schedule::random_up_to(&mut self.rng, self.graph.workers[w].jitter);
+        let state = &mut self.workers[w];
+        state.slot_generation = state.slot_generation.wrapping_add(1);
+        let slot = Slot { nominal, due: nominal + jitter };
+        state.slot = Some(slot);
+        let generation = state.slot_generation;
+        self.timers.push(Reverse(Timer { at: slot.due, worker: w, kind: TimerKind::Slot { generation } }));
+    }
+
+    /// Arms the first slot at or after `earliest`.
+    fn arm_first_slot(&mut self, w: WorkerId, earliest: Instant) {
+        match &self.graph.workers[w].schedule {
+            Schedule::Interval(_) | Schedule::Delay(_) | Schedule::Continuous { .. } => self.arm_slot(w, earliest),
+            Schedule::Cron(cron) => {
+                // Strictly after `earliest - 1ns`, so an occurrence exactly at
+                // `earliest` counts.
+                let probe = earliest.checked_sub(Duration::from_nanos(1)).unwrap_or(earliest);
+                if let Some(at) = schedule::next_cron(cron, &self.clock, probe) {
+                    self.arm_slot(w, at);
+                }
+            }
+            Schedule::Triggered => {}
+        }
+    }
+
+    fn is_continuous(&self, w: WorkerId) -> bool {
+        matches!(self.graph.workers[w].schedule, Schedule::Continuous { .. })
+    }
+
+    /// Whether a worker `w` lists in `blocks` (either direction), as opposed to
+    /// a dependency relation, has a run in progress.
+    fn is_blocks_excluded(&self, w: WorkerId) -> bool {
+        let edges = &self.graph.edges[w];
+        edges.conflicts.iter().any(|&c| {
+            self.workers[c].run.is_some()
+                && edges.depends_on.binary_search(&c).is_err()
+                && edges.dependents.binary_search(&c).is_err()
+        })
+    }
+
+    fn resolve(&mut self, waiters: Vec<WaiterId>, outcome: &RunOutcome) {
+        for waiter in waiters {
+            self.actions.push_back(Action::Resolve { waiter, outcome: outcome.clone() });
+        }
+    }
+
+    fn mark_dirty(&mut self, w: WorkerId) {
+        if !self.is_dirty[w] {
+            self.is_dirty[w] = true;
+            self.dirty.push(w);
+        }
+    }
+
+    fn mark_dependents_dirty(&mut self, w: WorkerId) {
+        for i in 0..self.graph.edges[w].dependents.len() {
+            let d = self.graph.edges[w].dependents[i];
+            if self.workers[d].pending.is_some() {
+                self.mark_dirty(d);
+            }
+        }
+    }
+}
+
+enum Dependencies {
+    Satisfied,
+    Wait(Wait),
+    Failed(WorkerId),
+}

@@ -1,0 +1,191 @@
+//! The engine's per-worker bookkeeping: the armed slot, the pending fire, the
+//! run in progress, the last finished fire, counters. Plain data; the rules
+//! that move it live in `engine/mod.rs`.
+
+use std::time::{Duration, Instant};
+
+use crate::context::RunId;
+use crate::graph::WorkerId;
+use crate::spec::Priority;
+
+/// Identifies a caller waiting for the outcome of a fire (a trigger).
+pub(crate) type WaiterId = u64;
+
+/// The next scheduled slot of a worker, with its timer armed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    /// The slot on the schedule's grid (interval) or the cron occurrence.
+    pub nominal: Instant,
+    /// `nominal` plus this fire's jitter: when the fire is due.
+    pub due: Instant,
+}
+
+/// A fire that is due but has not started: it waits for its dependencies,
+/// for a conflicting run to end, for its own run to end, or for a slot.
+#[derive(Debug)]
+pub(crate) struct Fire {
+    /// The fire's due time for dependency purposes: the latest slot merged
+    /// into it (a catch-up run stands for the freshest missed slot).
+    pub due: Instant,
+    /// When the oldest slot merged into it was due: orders the ready queue and
+    /// measures lateness.
+    pub first_due: Instant,
+    /// Callers of `trigger` waiting for this fire's outcome.
+    pub waiters: Vec<WaiterId>,
+    /// Per dependency (same order as the graph's `depends_on`): `None` while
+    /// its relevant fire (its latest fire due at or before `due`) has not
+    /// finished, then whether it succeeded. Settled once, so a dependency
+    /// running again later cannot change the verdict.
+    pub settled: Vec<Option<bool>>,
+}
+
+impl Fire {
+    pub(crate) fn new(due: Instant, dependencies: usize) -> Self {
+        Fire { due, first_due: due, waiters: Vec::new(), settled: vec![None; dependencies] }
+    }
+}
+
+/// Where a run in progress is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// An attempt is executing (it holds a concurrency slot unless Continuous).
+    Executing { since: Instant },
+    /// The last attempt failed; the next one is due at `until`.
+    Backoff { until: Instant },
+    /// The next attempt is due and waits in the ready queue for a slot.
+    Queued { since: Instant },
+}
+
+/// A run in progress: from its first attempt's start to its outcome.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub id: RunId,
+    pub fire: Fire,
+    pub attempt: u32,
+    pub phase: Phase,
+    pub started: Instant,
+    pub last_error: Option<String>,
+}
+
+/// The last fire of a worker that reached an outcome.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FinishedFire {
+    pub succeeded: bool,
+}
+
+/// Why a fire is not starting, for status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// The dependency's relevant fire has not finished, or it is disabled.
+    Dependency { dependency: WorkerId, why: DependencyWait },
+    /// A conflicting worker (`blocks`, or a dependency relation) is running.
+    Excluded { by: WorkerId },
+    /// Its own previous run is still in progress.
+    OwnRun,
+    /// Ready, waiting for a free concurrency slot.
+    Slot,
+}
+
+/// Why a dependency holds a fire back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DependencyWait {
+    /// Its fire due at or before ours has not finished yet.
+    NotFinished,
+    /// It has never finished a run.
+    NeverRan,
+    /// It is disabled.
+    Disabled,
+}
+
+/// Why a worker is disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Disabled {
+    /// `enabled = false` in its definition.
+    Configured,
+    /// Through the handle.
+    Manually,
+    /// Automatically, after this many failed runs in a row.
+    Failures { count: u32, last_error: String },
+}
+
+impl std::fmt::Display for Disabled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Disabled::Configured => f.write_str("configured with enabled = false"),
+            Disabled::Manually => f.write_str("disabled through the handle"),
+            Disabled::Failures { count, last_error } => {
+                write!(f, "disabled after {count} consecutive failures; last error: {last_error}")
+            }
+        }
+    }
+}
+
+/// Counters and last-run facts, for status and metrics.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Stats {
+    pub runs: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub failed_attempts: u64,
+    pub upstream_failed: u64,
+    pub cancelled: u64,
+    /// Slots dropped under `misfire = Skip`.
+    pub missed: u64,
+    /// Slots merged into a pending fire under `misfire = FireOnce`.
+    pub coalesced: u64,
+    pub consecutive_failures: u32,
+    pub last_started: Option<Instant>,
+    pub last_finished: Option<Instant>,
+    pub last_duration: Option<Duration>,
+    pub last_success: Option<bool>,
+    pub last_error: Option<String>,
+    pub last_lateness: Option<Duration>,
+    pub max_lateness: Duration,
+    pub total_lateness: Duration,
+    pub total_duration: Duration,
+}
+
+/// The key of the ready queue: higher priority first, then earlier due time,
+/// then name (worker ids follow name order).
+pub(crate) type ReadyKey = (std::cmp::Reverse<Priority>, Instant, WorkerId);
+
+/// Everything the engine tracks about one worker.
+#[derive(Debug)]
+pub(crate) struct WorkerRecord {
+    pub disabled: Option<Disabled>,
+    pub slot: Option<Slot>,
+    /// Bumped whenever `slot` changes, so stale timers are recognised.
+    pub slot_generation: u32,
+    pub pending: Option<Fire>,
+    pub run: Option<Run>,
+    pub last_fire: Option<FinishedFire>,
+    /// Triggered workers with dependencies: which dependencies (same order as
+    /// `depends_on`) succeeded since this worker's previous fire.
+    pub fresh: Vec<bool>,
+    /// Its key while it sits in the ready queue.
+    pub ready: Option<ReadyKey>,
+    /// Why its pending fire or queued attempt is not running.
+    pub wait: Option<Wait>,
+    pub stats: Stats,
+}
+
+impl WorkerRecord {
+    pub(crate) fn new(disabled: Option<Disabled>, fresh: usize) -> Self {
+        WorkerRecord {
+            disabled,
+            slot: None,
+            slot_generation: 0,
+            pending: None,
+            run: None,
+            last_fire: None,
+            fresh: vec![false; fresh],
+            ready: None,
+            wait: None,
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.disabled.is_none()
+    }
+}

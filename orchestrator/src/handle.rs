@@ -1,0 +1,116 @@
+//! The control API: trigger, enable, disable, status, shutdown.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::engine::{Event, TriggerRefusal};
+use crate::error::{ControlError, TriggerError};
+use crate::runtime::{self, Inner};
+use crate::status::{RunOutcome, Status};
+
+/// Controls a running orchestrator from anywhere in the application (an HTTP
+/// handler, a CLI, a test). Cheap to clone; `Send + Sync`.
+///
+/// ```no_run
+/// use orchestrator::Orchestrator;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let orchestrator = Orchestrator::builder().build()?;
+/// let handle = orchestrator.handle();
+/// let running = tokio::spawn(orchestrator.run());
+///
+/// let outcome = handle.trigger("reindex").await?;   // waits for that run
+/// println!("reindex {outcome}");
+/// handle.disable("cleanup")?;
+/// println!("{}", handle.status());                  // a table; also serde::Serialize
+/// handle.shutdown().await;                          // graceful; returns when all stopped
+/// running.await??;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Handle {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Handle { inner }
+    }
+
+    /// Runs the worker named `name` now and waits for the run's outcome.
+    ///
+    /// The run respects exclusion, dependencies and the concurrency limit: it
+    /// waits for a free slot in priority order. If the worker already has a
+    /// fire waiting, the trigger joins it. Fails at once if there is no such
+    /// worker, it is disabled, it is running, or the orchestrator is shutting
+    /// down.
+    pub async fn trigger(&self, name: &str) -> Result<RunOutcome, TriggerError> {
+        let (waiter, outcome) = {
+            let mut shared = self.inner.lock();
+            let Some(w) = shared.engine.find(name) else {
+                return Err(TriggerError::UnknownWorker(name.to_string()));
+            };
+            let (waiter, outcome) = Inner::add_waiter(&mut shared);
+            if let Err(refusal) = shared.engine.trigger(runtime::now(), w, waiter) {
+                Inner::forget_waiter(&mut shared, waiter);
+                return Err(match refusal {
+                    TriggerRefusal::Disabled(reason) => {
+                        TriggerError::Disabled { name: name.to_string(), reason: reason.to_string() }
+                    }
+                    TriggerRefusal::AlreadyRunning => TriggerError::AlreadyRunning(name.to_string()),
+                    TriggerRefusal::ShuttingDown => TriggerError::ShuttingDown,
+                });
+            }
+            (waiter, outcome)
+        };
+        let _ = waiter;
+        self.inner.wake();
+        // The sender is dropped only when the orchestrator stops without
+        // answering, which shutdown never does for an accepted trigger.
+        outcome.await.map_err(|_| TriggerError::ShuttingDown)
+    }
+
+    /// Enables the worker named `name` and resets its failure count; it
+    /// resumes at its schedule's next slot. Enabling an enabled worker does
+    /// nothing.
+    pub fn enable(&self, name: &str) -> Result<(), ControlError> {
+        self.control(name, Event::Enable)
+    }
+
+    /// Disables the worker named `name`: its pending fire is dropped and no
+    /// new fire or attempt starts until it is enabled. A running attempt
+    /// finishes (without further retries).
+    pub fn disable(&self, name: &str) -> Result<(), ControlError> {
+        self.control(name, Event::Disable)
+    }
+
+    fn control(&self, name: &str, event: fn(usize) -> Event) -> Result<(), ControlError> {
+        let mut shared = self.inner.lock();
+        let w = shared.engine.find(name).ok_or_else(|| ControlError::UnknownWorker(name.to_string()))?;
+        shared.engine.handle(runtime::now(), event(w));
+        drop(shared);
+        self.inner.wake();
+        Ok(())
+    }
+
+    /// A snapshot of the orchestrator and every worker.
+    pub fn status(&self) -> Status {
+        let shared = self.inner.lock();
+        Status::of(&shared.engine, shared.lifecycle, runtime::now())
+    }
+
+    /// Graceful shutdown, as on SIGTERM: no new runs start, running ones are
+    /// asked to stop through their [`Context`](crate::Context), and those
+    /// still running after the shutdown timeout are cancelled. Returns when
+    /// everything has stopped.
+    pub async fn shutdown(&self) {
+        self.inner.request_shutdown();
+        self.inner.stopped().await;
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}

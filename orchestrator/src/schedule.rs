@@ -1,0 +1,149 @@
+//! Next-fire arithmetic: fixed rate, fixed delay, cron, jitter and backoff.
+//!
+//! Pure functions of their inputs; the engine passes in the current instant.
+//! Monotonic instants are the engine's time; cron works on wall-clock time
+//! through a [`WallClock`] anchor taken once at start, so that a paused tokio
+//! clock drives cron schedules in tests exactly like interval schedules.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::spec::CronSchedule;
+
+/// Maps monotonic instants to wall-clock time: `wall(i) = wall0 + (i - mono0)`.
+///
+/// Taken once at start. A step of the system clock after start (rare: NTP
+/// slews rather than steps) is not followed until restart; in exchange, cron
+/// schedules run on the same clock as everything else, paused clock included.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WallClock {
+    mono0: Instant,
+    wall0: DateTime<Utc>,
+}
+
+impl WallClock {
+    pub(crate) fn new(mono0: Instant, wall0: DateTime<Utc>) -> Self {
+        WallClock { mono0, wall0 }
+    }
+
+    pub(crate) fn wall(&self, at: Instant) -> DateTime<Utc> {
+        let since = at.saturating_duration_since(self.mono0);
+        let before = self.mono0.saturating_duration_since(at);
+        let since = chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
+        let before = chrono::Duration::from_std(before).unwrap_or(chrono::Duration::MAX);
+        self.wall0 + since - before
+    }
+
+    /// The instant at which the wall clock shows `wall` (the anchor itself if
+    /// `wall` lies before it).
+    pub(crate) fn instant(&self, wall: DateTime<Utc>) -> Instant {
+        match (wall - self.wall0).to_std() {
+            Ok(ahead) => self.mono0 + ahead,
+            Err(_) => self.mono0,
+        }
+    }
+}
+
+/// The first cron occurrence strictly after `after`, as an instant. `None`
+/// when the expression never matches again (e.g. a date that never occurs).
+pub(crate) fn next_cron(cron: &CronSchedule, clock: &WallClock, after: Instant) -> Option<Instant> {
+    let local = clock.wall(after).with_timezone(&cron.zone);
+    let next = cron.cron.find_next_occurrence(&local, false).ok()?;
+    Some(clock.instant(next.with_timezone(&Utc)))
+}
+
+/// For a fixed-rate schedule whose slot `nominal` has been reached at `now`:
+/// the next slot after `now` on the grid `nominal + k·period`, and how many
+/// slots in between were passed without being processed (the process was
+/// busy or suspended).
+pub(crate) fn next_interval(nominal: Instant, period: Duration, now: Instant) -> (Instant, u64) {
+    let next = nominal + period;
+    if next > now {
+        return (next, 0);
+    }
+    let behind = now.duration_since(nominal).as_nanos();
+    let steps = behind / period.as_nanos() + 1;
+    // `steps` fits: `behind` is bounded by the process's uptime.
+    let steps_u32 = u32::try_from(steps).unwrap_or(u32::MAX);
+    (nominal + period * steps_u32, (steps - 1) as u64)
+}
+
+/// A uniformly random duration in `[0, max]`.
+pub(crate) fn random_up_to(rng: &mut fastrand::Rng, max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rng.u64(0..=nanos))
+}
+
+/// The pause before retry number `retry` (1 for the first retry):
+/// exponential, `base · 2^(retry-1)` capped at `cap`, with "equal jitter"
+/// (a uniform draw in the upper half) so that workers failing together do not
+/// retry in lockstep, while the pause never collapses to zero.
+pub(crate) fn backoff(rng: &mut fastrand::Rng, base: Duration, cap: Duration, retry: u32) -> Duration {
+    let factor = 1u32.checked_shl(retry.saturating_sub(1).min(31)).unwrap_or(u32::MAX);
+    let full = base.checked_mul(factor).unwrap_or(cap).min(cap);
+    let half = full / 2;
+    half + random_up_to(rng, full - half)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule_syntax::parse_cron;
+
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn interval_steps_one_period_when_on_time() {
+        let t0 = Instant::now();
+        assert_eq!(next_interval(t0, s(10), t0), (t0 + s(10), 0));
+        assert_eq!(next_interval(t0, s(10), t0 + s(9)), (t0 + s(10), 0));
+    }
+
+    #[test]
+    fn interval_skips_to_the_grid_after_now_and_counts_passed_slots() {
+        let t0 = Instant::now();
+        // At 35 s the slots 10, 20 and 30 have passed; the next is 40.
+        assert_eq!(next_interval(t0, s(10), t0 + s(35)), (t0 + s(40), 3));
+        // Exactly on a slot: that slot has passed too.
+        assert_eq!(next_interval(t0, s(10), t0 + s(20)), (t0 + s(30), 2));
+    }
+
+    #[test]
+    fn wall_clock_round_trips() {
+        let t0 = Instant::now();
+        let w0 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let clock = WallClock::new(t0, w0);
+        let later = t0 + s(90);
+        assert_eq!(clock.wall(later), w0 + chrono::Duration::seconds(90));
+        assert_eq!(clock.instant(clock.wall(later)), later);
+    }
+
+    #[test]
+    fn cron_next_follows_the_wall_clock_and_zone() {
+        let t0 = Instant::now();
+        let w0 = DateTime::parse_from_rfc3339("2026-01-01T10:00:30Z").unwrap().with_timezone(&Utc);
+        let clock = WallClock::new(t0, w0);
+        let every_minute = CronSchedule { cron: parse_cron("* * * * *").unwrap(), zone: chrono_tz::UTC };
+        assert_eq!(next_cron(&every_minute, &clock, t0), Some(t0 + s(30)));
+        // 12:00 in Paris is 11:00 UTC in January.
+        let noon_paris = CronSchedule { cron: parse_cron("0 12 * * *").unwrap(), zone: chrono_tz::Europe::Paris };
+        assert_eq!(next_cron(&noon_paris, &clock, t0), Some(t0 + s(3600 - 30)));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_stays_in_the_upper_half() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for retry in 1..=12 {
+            let full = (s(1) * 2u32.pow(retry - 1)).min(s(300));
+            let pause = backoff(&mut rng, s(1), s(300), retry);
+            assert!(pause >= full / 2 && pause <= full, "retry {retry}: {pause:?} not in [{:?}, {full:?}]", full / 2);
+        }
+        assert!(backoff(&mut rng, s(1), s(300), 1000) <= s(300));
+    }
+}
