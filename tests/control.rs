@@ -1,0 +1,133 @@
+//! The handle: trigger, enable, disable, status.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{builder, start, stop, wait};
+use orchestrator::{ControlError, Priority, RunOutcome, TriggerError, WorkerSpec, WorkerState};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn working(name: &'static str, ms: u64) -> WorkerSpec {
+    WorkerSpec::new(name, move || async move { wait(ms).await })
+}
+
+#[tokio::test(start_paused = true)]
+async fn trigger_waits_for_the_run_and_returns_its_outcome() {
+    let failing = WorkerSpec::new("failing", || async { Err::<(), _>("no input file") });
+    let (handle, task) = start(builder().worker(working("reindex", 500)).worker(failing));
+    let started = tokio::time::Instant::now();
+    assert_eq!(handle.trigger("reindex").await, Ok(RunOutcome::Succeeded));
+    assert_eq!(started.elapsed(), Duration::from_millis(500));
+    assert_eq!(handle.trigger("failing").await, Ok(RunOutcome::Failed { error: "no input file".into() }));
+    stop(handle, task).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn trigger_refuses_unknown_disabled_and_running_workers() {
+    let (handle, task) =
+        start(builder().worker(working("busy", 10_000).interval(secs(60))).worker(working("off", 0).enabled(false)));
+    wait(1).await;
+    assert_eq!(handle.trigger("nope").await, Err(TriggerError::UnknownWorker("nope".into())));
+    assert_eq!(
+        handle.trigger("off").await,
+        Err(TriggerError::Disabled { name: "off".into(), reason: "configured with enabled = false".into() })
+    );
+    assert_eq!(handle.trigger("busy").await, Err(TriggerError::AlreadyRunning("busy".into())));
+    assert_eq!(handle.enable("nope"), Err(ControlError::UnknownWorker("nope".into())));
+    assert_eq!(handle.disable("nope"), Err(ControlError::UnknownWorker("nope".into())));
+    handle.enable("off").expect("known");
+    assert_eq!(handle.trigger("off").await, Ok(RunOutcome::Succeeded));
+    stop(handle.clone(), task).await;
+    assert_eq!(handle.trigger("off").await, Err(TriggerError::ShuttingDown));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_waits_for_a_slot_in_priority_order() {
+    let (handle, task) = start(
+        builder()
+            .max_concurrent(1)
+            .worker(working("hog", 1_000).interval(secs(60)))
+            .worker(working("low", 100).priority(Priority::Low))
+            .worker(working("high", 100).priority(Priority::High)),
+    );
+    wait(1).await;
+    let low = tokio::spawn({
+        let handle = handle.clone();
+        async move { (handle.trigger("low").await, tokio::time::Instant::now()) }
+    });
+    wait(1).await;
+    let high = tokio::spawn({
+        let handle = handle.clone();
+        async move { (handle.trigger("high").await, tokio::time::Instant::now()) }
+    });
+    let (low, low_done) = low.await.unwrap();
+    let (high, high_done) = high.await.unwrap();
+    assert!(low.unwrap().is_success() && high.unwrap().is_success());
+    assert!(high_done < low_done, "high priority must take the slot first");
+    stop(handle, task).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn disable_stops_future_fires_and_enable_resumes() {
+    let (handle, task) = start(builder().worker(working("tick", 0).interval(secs(10))));
+    wait(5_000).await;
+    handle.disable("tick").expect("known");
+    wait(30_000).await;
+    assert_eq!(handle.status().worker("tick").unwrap().runs, 1);
+    assert_eq!(
+        handle.status().worker("tick").unwrap().state,
+        WorkerState::Disabled { reason: "disabled through the handle".into() }
+    );
+    handle.enable("tick").expect("known");
+    wait(5_500).await; // next grid slot at 40 s
+    assert_eq!(handle.status().worker("tick").unwrap().runs, 2);
+    stop(handle, task).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_explains_waiting_and_serializes() {
+    let (handle, task) = start(
+        builder()
+            .worker(working("fetch", 2_000).interval(secs(10)))
+            .worker(working("process", 100).interval(secs(10)).depends_on("fetch"))
+            .worker(
+                working("cleanup", 100).interval(secs(10)).initial_delay(Duration::from_millis(500)).blocks("fetch"),
+            ),
+    );
+    wait(1_000).await;
+    let status = handle.status();
+    assert!(matches!(status.worker("fetch").unwrap().state, WorkerState::Running { attempt: 1, .. }));
+    assert_eq!(
+        status.worker("process").unwrap().state,
+        WorkerState::WaitingOnDependency {
+            dependency: "fetch".into(),
+            reason: "its fire due at or before this one has not finished".into()
+        }
+    );
+    assert_eq!(status.worker("cleanup").unwrap().state, WorkerState::Excluded { by: "fetch".into() });
+    let json = serde_json::to_value(&status).expect("serializable");
+    assert_eq!(json["state"], "running");
+    assert_eq!(json["workers"][2]["name"], "process");
+    assert_eq!(json["workers"][2]["state"]["state"], "waiting_on_dependency");
+    assert_eq!(json["workers"][2]["depends_on"][0], "fetch");
+    for field in [
+        "enabled",
+        "consecutive_failures",
+        "runs",
+        "successes",
+        "failures",
+        "last_error",
+        "last_started",
+        "last_finished",
+        "next_fire",
+    ] {
+        assert!(json["workers"][0].get(field).is_some(), "missing {field}");
+    }
+    let table = status.to_string();
+    assert!(table.contains("process") && table.contains("waiting on fetch"), "{table}");
+    stop(handle, task).await;
+}

@@ -1,0 +1,80 @@
+//! Schedules through the real driver, on tokio's paused clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Log, builder, start, stop, wait};
+use orchestrator::WorkerSpec;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// A worker that marks its start in `log` and works for `work_ms`.
+fn marking(name: &'static str, log: &Log, work_ms: u64) -> WorkerSpec {
+    let log = log.clone();
+    WorkerSpec::new(name, move || {
+        let log = log.clone();
+        async move {
+            log.mark(name);
+            wait(work_ms).await;
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_fires_at_start_and_on_a_fixed_grid_without_drift() {
+    let log = Log::new();
+    let (handle, task) = start(builder().worker(marking("tick", &log, 3_000).interval(secs(10))));
+    wait(45_000).await;
+    stop(handle, task).await;
+    assert_eq!(log.times("tick"), [0, 10_000, 20_000, 30_000, 40_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fixed_delay_counts_from_the_end_of_each_run() {
+    let log = Log::new();
+    let (handle, task) = start(builder().worker(marking("drain", &log, 3_000).delay(secs(10))));
+    wait(40_000).await;
+    stop(handle, task).await;
+    assert_eq!(log.times("drain"), [0, 13_000, 26_000, 39_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn initial_delay_postpones_the_first_fire() {
+    let log = Log::new();
+    let (handle, task) = start(builder().worker(marking("late", &log, 0).interval(secs(10)).initial_delay(secs(5))));
+    wait(26_000).await;
+    stop(handle, task).await;
+    assert_eq!(log.times("late"), [5_000, 15_000, 25_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_fires_on_second_boundaries_of_the_wall_clock() {
+    let log = Log::new();
+    let (handle, task) = start(builder().worker(marking("every_2s", &log, 0).cron("*/2 * * * * *")));
+    wait(10_500).await;
+    stop(handle, task).await;
+    let times = log.times("every_2s");
+    // Five or six fires in 10.5 s depending on where in the second we started,
+    // each 2 s after the previous one.
+    assert!((5..=6).contains(&times.len()), "{times:?}");
+    for pair in times.windows(2) {
+        assert_eq!(pair[1] - pair[0], 2_000, "{times:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_shows_the_next_fire_of_an_idle_worker() {
+    let log = Log::new();
+    let (handle, task) =
+        start(builder().worker(marking("hourly", &log, 0).interval(secs(3600)).initial_delay(secs(60))));
+    wait(1_000).await;
+    let status = handle.status();
+    let hourly = status.worker("hourly").expect("listed");
+    let ahead = hourly.next_fire.expect("scheduled") - status.taken_at;
+    assert_eq!(ahead.num_seconds(), 59);
+    assert_eq!(hourly.state, orchestrator::WorkerState::Idle);
+    stop(handle, task).await;
+}

@@ -1,0 +1,94 @@
+//! Graceful shutdown with cooperative and uncooperative workers.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{Log, builder, start, wait};
+use orchestrator::{Context, OrchestratorState, WorkerSpec};
+use tokio::time::Instant;
+
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cooperative_worker_stops_through_its_context() {
+    let log = Log::new();
+    let marks = log.clone();
+    let consumer = WorkerSpec::new("consumer", move |ctx: Context| {
+        let marks = marks.clone();
+        async move {
+            marks.mark("started");
+            ctx.cancelled().await;
+            marks.mark("asked to stop");
+            wait(200).await; // flush
+            marks.mark("stopped");
+        }
+    })
+    .mode(orchestrator::Mode::Continuous);
+    let (handle, task) = start(builder().worker(consumer).shutdown_timeout(Duration::from_secs(30)));
+    wait(1_000).await;
+    let asked = Instant::now();
+    handle.shutdown().await;
+    assert_eq!(asked.elapsed(), Duration::from_millis(200), "returns once the worker has flushed");
+    assert_eq!(log.events(), ["started", "asked to stop", "stopped"]);
+    task.await.unwrap().unwrap();
+    let status = handle.status();
+    assert_eq!(status.state, OrchestratorState::Stopped);
+    assert_eq!(status.worker("consumer").unwrap().successes, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_uncooperative_worker_is_cancelled_at_the_shutdown_timeout() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let stubborn = WorkerSpec::new("stubborn", move || {
+        let guard = DropFlag(flag.clone());
+        async move {
+            let _guard = guard;
+            wait(3_600_000).await;
+        }
+    })
+    .interval(Duration::from_secs(3600))
+    .timeout(Duration::from_secs(7200));
+    let (handle, task) = start(builder().worker(stubborn).shutdown_timeout(Duration::from_secs(5)));
+    wait(1_000).await;
+    let asked = Instant::now();
+    handle.shutdown().await;
+    assert_eq!(asked.elapsed(), Duration::from_secs(5));
+    task.await.unwrap().unwrap();
+    assert!(dropped.load(Ordering::SeqCst), "the cancelled future must be dropped");
+    let status = handle.status();
+    let stubborn = status.worker("stubborn").unwrap();
+    assert_eq!((stubborn.cancelled, stubborn.failures), (1, 0));
+    assert_eq!(stubborn.last_error.as_deref(), Some("cancelled (shutdown)"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_run_starts_after_shutdown_is_requested() {
+    let log = Log::new();
+    let marks = log.clone();
+    let tick = WorkerSpec::new("tick", move |ctx: Context| {
+        let marks = marks.clone();
+        async move {
+            marks.mark("tick");
+            // Finishes its work even when asked to stop.
+            let _ = ctx.is_cancelled();
+            wait(2_000).await;
+        }
+    })
+    .interval(Duration::from_secs(1));
+    let (handle, task) = start(builder().worker(tick));
+    wait(500).await;
+    handle.shutdown().await;
+    task.await.unwrap().unwrap();
+    wait(10_000).await;
+    assert_eq!(log.times("tick"), [0]);
+}
