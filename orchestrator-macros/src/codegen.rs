@@ -18,7 +18,7 @@ use std::time::Duration;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, LitStr, Path, Type, Visibility};
+use syn::{Attribute, LitStr, Path, Visibility};
 
 use crate::args::{Args, Given};
 use crate::signature::Shape;
@@ -66,9 +66,30 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     let Worker { ident, cfgs, name, krate, .. } = worker;
     let private = quote!(#krate::__private);
 
-    // Each argument is built through `WorkerArg`, spanned at the user's type:
-    // an unsupported type gets the trait's on_unimplemented message, there.
+    // Each argument is checked against `WorkerArg` with paths spanned at the
+    // user's type, so an unsupported type gets the trait's on_unimplemented
+    // message there. One unmet bound must give one error, which takes some
+    // care (see tests/ui/fail/state_not_thread_safe.rs):
+    // - the run fn names `from_run`: a trait error in its body also keeps
+    //   rustc from adding "future cannot be sent" for the same type;
+    // - the state list names `state_type` in a const that also names
+    //   `from_run` at the same span: within one body rustc reports a
+    //   predicate once per span, and the `from_run` error is identical to the
+    //   run fn's, so it is deduplicated too. (A lone `state_type` would
+    //   report a missing `Send` a second time, "required by `state_type`".)
+    let arg_consts: Vec<Ident> = (0..shape.args.len()).map(|i| format_ident!("ARG{}", i)).collect();
     let arg_vars: Vec<Ident> = (0..shape.args.len()).map(|i| format_ident!("arg{}", i)).collect();
+    let define_args = shape.args.iter().zip(&arg_consts).map(|(ty, name)| {
+        let fns = quote_spanned! {ty.span()=>
+            (<#ty as #private::WorkerArg>::from_run, <#ty as #private::WorkerArg>::state_type)
+        };
+        quote! {
+            const #name: (
+                fn(&#private::RunInput) -> #ty,
+                fn() -> ::core::option::Option<#private::StateType>,
+            ) = #fns;
+        }
+    });
     let build_args = shape.args.iter().zip(&arg_vars).map(|(ty, var)| {
         let from_run = quote_spanned!(ty.span()=> <#ty as #private::WorkerArg>::from_run);
         quote!(let #var = #from_run(&input);)
@@ -83,10 +104,7 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     // rather than at the whole attribute.
     let boxed = quote_spanned!(at_fn_name(ident)=> boxed);
 
-    // The same trait and spans as the argument checks: an unsupported type
-    // gives identical diagnostics, which rustc reports once.
-    let state_types =
-        shape.args.iter().map(|ty: &&Type| quote_spanned!(ty.span()=> <#ty as #private::WorkerArg>::state_type));
+    let state_types = arg_consts.iter().map(|name| quote!(#name.1));
     // With the fn name's own span (not `at_fn_name`): `line!()` reports the
     // line of the outermost expansion its span belongs to, which for the
     // macro's own spans would be the attribute's line, not the fn's.
@@ -97,6 +115,8 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     quote! {
         #(#cfgs)*
         const _: () = {
+            #(#define_args)*
+
             fn run(#input: #private::RunInput) -> #private::BoxRunFuture {
                 #(#build_args)*
                 let future = #ident(#(#arg_vars),*);
