@@ -131,3 +131,27 @@ async fn status_explains_waiting_and_serializes() {
     assert!(table.contains("process") && table.contains("waiting on fetch"), "{table}");
     stop(handle, task).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_before_the_start_runs_once_started_or_is_cancelled_by_shutdown() {
+    let orchestrator = builder().worker(working("early", 100)).build().expect("valid");
+    let handle = orchestrator.handle();
+    let early = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.trigger("early").await }
+    });
+    wait(1_000).await; // the trigger is accepted and waits for the start
+    let running = tokio::spawn(orchestrator.run());
+    assert_eq!(early.await.unwrap(), Ok(RunOutcome::Succeeded));
+    stop(handle, running).await;
+
+    let never_run = builder().worker(working("early", 100)).build().expect("valid");
+    let handle = never_run.handle();
+    let early = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.trigger("early").await }
+    });
+    wait(1_000).await;
+    handle.shutdown().await;
+    assert_eq!(early.await.unwrap(), Ok(RunOutcome::Cancelled { reason: "shutdown".into() }));
+}

@@ -45,7 +45,7 @@ impl Handle {
     /// worker, it is disabled, it is running, or the orchestrator is shutting
     /// down.
     pub async fn trigger(&self, name: &str) -> Result<RunOutcome, TriggerError> {
-        let (waiter, outcome) = {
+        let outcome = {
             let mut shared = self.inner.lock();
             let Some(w) = shared.engine.find(name) else {
                 return Err(TriggerError::UnknownWorker(name.to_string()));
@@ -61,9 +61,8 @@ impl Handle {
                     TriggerRefusal::ShuttingDown => TriggerError::ShuttingDown,
                 });
             }
-            (waiter, outcome)
+            outcome
         };
-        let _ = waiter;
         self.inner.wake();
         // The sender is dropped only when the orchestrator stops without
         // answering, which shutdown never does for an accepted trigger.

@@ -128,8 +128,16 @@ impl Inner {
         let mut shared = self.lock();
         match shared.lifecycle {
             OrchestratorState::Created => {
-                // Never started: nothing runs, stop at once.
+                // Never started: nothing runs, stop at once. Triggers made
+                // before the start are answered (cancelled).
                 shared.engine.handle(now(), Event::Shutdown);
+                while let Some(action) = shared.engine.poll_action() {
+                    if let Action::Resolve { waiter, outcome } = action
+                        && let Some(tx) = shared.waiters.remove(&waiter)
+                    {
+                        let _ = tx.send(outcome);
+                    }
+                }
                 shared.lifecycle = OrchestratorState::Stopped;
                 drop(shared);
                 self.stopped.cancel();
