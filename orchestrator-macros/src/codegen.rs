@@ -77,8 +77,8 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     //   predicate once per span, and the `from_run` error is identical to the
     //   run fn's, so it is deduplicated too. (A lone `state_type` would
     //   report a missing `Send` a second time, "required by `state_type`".)
-    let arg_consts: Vec<Ident> = (0..shape.args.len()).map(|i| format_ident!("ARG{}", i)).collect();
-    let arg_vars: Vec<Ident> = (0..shape.args.len()).map(|i| format_ident!("arg{}", i)).collect();
+    let arg_consts: Vec<Ident> = (0..shape.args.len()).map(|i| format_ident!("__ORCHESTRATOR_ARG{}", i)).collect();
+    let arg_vars: Vec<Ident> = (0..shape.args.len()).map(|i| format_ident!("__arg{}", i)).collect();
     let define_args = shape.args.iter().zip(&arg_consts).map(|(ty, name)| {
         let fns = quote_spanned! {ty.span()=>
             (<#ty as #private::WorkerArg>::from_run, <#ty as #private::WorkerArg>::state_type)
@@ -92,9 +92,9 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     });
     let build_args = shape.args.iter().zip(&arg_vars).map(|(ty, var)| {
         let from_run = quote_spanned!(ty.span()=> <#ty as #private::WorkerArg>::from_run);
-        quote!(let #var = #from_run(&input);)
+        quote!(let #var = #from_run(&__input);)
     });
-    let input = if shape.args.is_empty() { quote!(_) } else { quote!(input) };
+    let input = if shape.args.is_empty() { quote!(_) } else { quote!(__input) };
     let into_result = match shape.output {
         Some(ty) => quote_spanned!(ty.span()=> <#ty as #private::WorkerOutput>::into_result),
         None => quote!(<() as #private::WorkerOutput>::into_result),
@@ -102,7 +102,7 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     // The unsizing to `dyn Future + Send` happens at the tail expression,
     // spanned at the fn name: a future that is not `Send` is reported there
     // rather than at the whole attribute.
-    let boxed = quote_spanned!(at_fn_name(ident)=> boxed);
+    let boxed = quote_spanned!(at_fn_name(ident)=> __boxed);
 
     let state_types = arg_consts.iter().map(|name| quote!(#name.1));
     // With the fn name's own span (not `at_fn_name`): `line!()` reports the
@@ -112,26 +112,29 @@ pub(crate) fn registration(worker: &Worker, shape: &Shape, args: &Args) -> Token
     let line = quote_spanned!(ident.span()=> ::core::line!());
     let fields = def_fields(args, &private);
 
+    // Every name the expansion introduces starts with `__`: the user's fn is
+    // called by its bare name from inside, where a local or an item of the
+    // same name (a worker called `run` or `input`) would shadow it.
     quote! {
         #(#cfgs)*
         const _: () = {
             #(#define_args)*
 
-            fn run(#input: #private::RunInput) -> #private::BoxRunFuture {
+            fn __orchestrator_run(#input: #private::RunInput) -> #private::BoxRunFuture {
                 #(#build_args)*
-                let future = #ident(#(#arg_vars),*);
+                let __future = #ident(#(#arg_vars),*);
                 // `Box` through `::std` rather than the `crate` path: with a wrong
                 // `crate` path, every use of it fails alike and rustc reports
                 // the failure once, but for `Box` it adds a distinct
                 // "consider importing" help, which would make a second error.
-                let boxed = ::std::boxed::Box::pin(async move { #into_result(future.await) });
+                let __boxed = ::std::boxed::Box::pin(async move { #into_result(__future.await) });
                 #boxed
             }
 
             #private::inventory::submit! {
                 #private::WorkerDef {
                     #fields
-                    ..#private::WorkerDef::new(#name, #file, #line, run, &[#(#state_types),*])
+                    ..#private::WorkerDef::new(#name, #file, #line, __orchestrator_run, &[#(#state_types),*])
                 }
             }
         };
