@@ -25,7 +25,7 @@ impl fmt::Display for RunId {
 ///
 /// Take it as an argument of a `#[worker]` fn:
 ///
-/// ```
+/// ```standalone_crate
 /// use orchestrator::{worker, Context};
 ///
 /// #[worker(interval = "10s")]
@@ -112,7 +112,7 @@ impl fmt::Debug for Context {
 /// A worker that asks for a `State<T>` no builder provides is a startup error
 /// naming the worker, never a panic during a run.
 ///
-/// ```
+/// ```standalone_crate
 /// use orchestrator::{worker, State};
 ///
 /// #[derive(Clone)]
