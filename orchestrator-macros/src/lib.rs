@@ -94,7 +94,10 @@ use proc_macro::TokenStream;
 ///
 /// # Signature
 ///
-/// The fn is a free `async fn` without generics; it takes any number of
+/// The fn is a free `async fn` without generics, declared in a module or a
+/// block (not in an `impl` or a trait, where the items the attribute adds
+/// cannot go: the compiler then reports "struct is not supported in
+/// `trait`s or `impl`s" at the fn name). It takes any number of
 /// `orchestrator::Context` and `orchestrator::State<T>` arguments, in any
 /// order and with any pattern (`State(db): State<Db>`), and returns `()` or
 /// `Result<(), E>` with `E: Display` (`anyhow::Result<()>`, `io::Result<()>`,
