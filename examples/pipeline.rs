@@ -23,7 +23,7 @@ use orchestrator::{Context, Orchestrator, worker};
 async fn fetch_data(ctx: Context) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = ctx.run_id().0;
-    if run % 5 == 0 || (run % 3 == 0 && ctx.attempt() == 1) {
+    if run.is_multiple_of(5) || (run.is_multiple_of(3) && ctx.attempt() == 1) {
         anyhow::bail!("upstream returned 503");
     }
     Ok(())

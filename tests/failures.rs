@@ -73,6 +73,11 @@ async fn failed_attempts_are_retried_with_exponential_backoff() {
     stop(handle, task).await;
 }
 
+/// Declared to return `()`, so the worker's body is not of type `!`.
+fn explode() {
+    panic!("kaboom");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_panic_fails_the_run_and_nothing_else() {
     let log = Log::new();
@@ -84,8 +89,7 @@ async fn a_panic_fails_the_run_and_nothing_else() {
     .interval(secs(1));
     let bomb = WorkerSpec::new("bomb", || async {
         wait(10).await;
-        let fuse: Option<()> = None;
-        fuse.expect("kaboom")
+        explode();
     });
     let (handle, task) = start(builder().worker(steady).worker(bomb));
     let outcome = handle.trigger("bomb").await.expect("accepted");

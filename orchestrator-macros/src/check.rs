@@ -97,6 +97,16 @@ fn mode_specific_keys(args: &Args, mode: Option<Mode>, errors: &mut Errors) {
              remove `retries`",
         );
     }
+    if let Some(key) = args.key("depends_on")
+        && mode == Mode::Continuous
+    {
+        errors.at(
+            key.span(),
+            "a Continuous worker never finishes, and a dependency never runs at the same time as its \
+             dependents, so it would hold its dependencies off forever: remove `depends_on` \
+             (use `blocks` to keep workers apart)",
+        );
+    }
 }
 
 fn mode_name(mode: Mode) -> &'static str {
@@ -229,6 +239,7 @@ mod tests {
         assert!(errors_of(quote!(interval = "1s", restart_delay = "1s"), "f")[0].contains("this worker is Scheduled"));
         assert!(errors_of(quote!(restart_delay = "1s"), "f")[0].contains("Triggered (it has no schedule)"));
         assert!(errors_of(quote!(mode = Continuous, retries = 1), "f")[0].contains("remove `retries`"));
+        assert!(errors_of(quote!(mode = Continuous, depends_on = "a"), "f")[0].contains("remove `depends_on`"));
     }
 
     #[test]
