@@ -78,3 +78,23 @@ async fn status_shows_the_next_fire_of_an_idle_worker() {
     assert_eq!(hourly.state, orchestrator::WorkerState::Idle);
     stop(handle, task).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_context_tells_when_the_fire_was_due() {
+    let log = Log::new();
+    let late = {
+        let log = log.clone();
+        WorkerSpec::new("late", move |ctx: orchestrator::Context| {
+            let log = log.clone();
+            async move { log.mark(format!("late by {}", ctx.due().elapsed().as_millis())) }
+        })
+        .interval(secs(10))
+        .initial_delay(secs(1))
+    };
+    // `hog` blocks `late` from 0 s to 3 s: its fire due at 1 s starts 2 s late.
+    let (handle, task) =
+        start(builder().worker(marking("hog", &log, 3_000).interval(secs(60)).blocks("late")).worker(late));
+    wait(12_000).await;
+    stop(handle, task).await;
+    assert_eq!(log.events(), ["hog", "late by 2000", "late by 0"]);
+}

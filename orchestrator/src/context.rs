@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The identity of one run of a worker, unique within an orchestrator.
@@ -47,12 +48,13 @@ pub struct Context {
     name: Arc<str>,
     run_id: RunId,
     attempt: u32,
+    due: Instant,
     cancel: CancellationToken,
 }
 
 impl Context {
-    pub(crate) fn new(name: Arc<str>, run_id: RunId, attempt: u32, cancel: CancellationToken) -> Self {
-        Context { name, run_id, attempt, cancel }
+    pub(crate) fn new(name: Arc<str>, run_id: RunId, attempt: u32, due: Instant, cancel: CancellationToken) -> Self {
+        Context { name, run_id, attempt, due, cancel }
     }
 
     /// The worker's name, as it appears in the graph, status and logs.
@@ -69,6 +71,14 @@ impl Context {
     /// retry, and so on.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// When the fire this run serves was due, on tokio's clock: its slot on
+    /// the schedule plus jitter (for a catch-up run that merged missed slots,
+    /// the oldest of them), or when it was triggered. `ctx.due().elapsed()` at
+    /// the start of the body is the fire's lateness.
+    pub fn due(&self) -> Instant {
+        self.due
     }
 
     /// Completes when the worker is asked to stop (graceful shutdown). A worker
@@ -99,6 +109,7 @@ impl fmt::Debug for Context {
             .field("name", &self.name)
             .field("run_id", &self.run_id)
             .field("attempt", &self.attempt)
+            .field("due", &self.due)
             .field("cancelled", &self.is_cancelled())
             .finish()
     }

@@ -73,8 +73,8 @@ pub(crate) enum AttemptResult {
 /// Something the driver must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
-    /// Start an attempt of `worker`'s body.
-    Start { worker: WorkerId, run: RunId, attempt: u32, timeout: Option<Duration> },
+    /// Start an attempt of `worker`'s body; `due` is when its fire was due.
+    Start { worker: WorkerId, run: RunId, attempt: u32, timeout: Option<Duration>, due: Instant },
     /// Ask a running attempt to stop (its `Context` is cancelled).
     Cancel { worker: WorkerId, run: RunId },
     /// Answer a trigger with its run's outcome.
@@ -672,7 +672,7 @@ impl Engine {
             // started while this run was in progress. A pending fire waits for
             // the run to end.
             if let Phase::Queued { since } = run.phase {
-                self.enqueue(w, (Reverse(priority), since, w));
+                self.enqueue(now, w, (Reverse(priority), since, w));
             } else {
                 let wait = state.pending.as_ref().map(|_| Wait::OwnRun);
                 self.workers[w].wait = wait;
@@ -703,10 +703,17 @@ impl Engine {
             return self.start_attempt(now, w);
         }
         let first_due = self.workers[w].pending.as_ref().map_or(now, |f| f.first_due);
-        self.enqueue(w, (Reverse(priority), first_due, w));
+        self.enqueue(now, w, (Reverse(priority), first_due, w));
     }
 
-    fn enqueue(&mut self, w: WorkerId, key: ReadyKey) {
+    /// Queues `w` for a slot, or starts it at once when a slot is free for it
+    /// and for every other worker that could become ready in this pass: then
+    /// the queue's order cannot matter, and the common case of a worker due
+    /// with slots to spare skips the queue.
+    fn enqueue(&mut self, now: Instant, w: WorkerId, key: ReadyKey) {
+        if self.ready.is_empty() && self.executing + self.dirty.len() < self.max_concurrent {
+            return self.start_attempt(now, w);
+        }
         self.ready.insert(key);
         let state = &mut self.workers[w];
         state.ready = Some(key);
@@ -806,7 +813,13 @@ impl Engine {
         };
         run.phase = Phase::Executing { since: now };
         tracing::info!(worker = %config.name, run_id = %run.id, attempt = run.attempt, "run started");
-        self.actions.push_back(Action::Start { worker: w, run: run.id, attempt: run.attempt, timeout: config.timeout });
+        self.actions.push_back(Action::Start {
+            worker: w,
+            run: run.id,
+            attempt: run.attempt,
+            timeout: config.timeout,
+            due: run.fire.first_due,
+        });
         if !continuous {
             self.executing += 1;
         }

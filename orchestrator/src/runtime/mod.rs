@@ -7,6 +7,7 @@
 //! timeout, panic catching and tracing span), cancel a run's context, answer
 //! a trigger. It never decides anything about scheduling itself.
 
+mod attempt;
 mod signals;
 
 use std::collections::HashMap;
@@ -14,20 +15,19 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::AbortHandle;
 use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::context::{Context, RunId};
-use crate::engine::{Action, AttemptResult, Engine, Event, WaiterId};
+use crate::engine::{Action, AttemptResult, Engine, Event, Phase, WaiterId};
 use crate::error::Error;
 use crate::graph::WorkerId;
 use crate::status::{OrchestratorState, RunOutcome};
 use crate::worker_fn::{RunInput, StateMap};
 
+use attempt::{Attempt, panic_message};
 pub(crate) use signals::Signals;
 
 /// State shared by the driver and every [`Handle`](crate::Handle).
@@ -37,8 +37,12 @@ pub(crate) struct Inner {
     wake: Notify,
     /// Cancelled when the driver has stopped.
     stopped: CancellationToken,
-    /// Parent of every run's cancellation token.
-    cancel_root: CancellationToken,
+    /// Every attempt's `Context` token: cancelled to ask running workers to
+    /// stop. Runs are only ever asked to stop together (at shutdown), so one
+    /// token serves all and an attempt costs no token of its own.
+    stop: CancellationToken,
+    /// Cancelled when shutdown gives up waiting: running attempts are dropped.
+    abort: CancellationToken,
     states: Arc<StateMap>,
     shutdown_timeout: Duration,
 }
@@ -48,16 +52,17 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: OrchestratorState,
     waiters: HashMap<WaiterId, oneshot::Sender<RunOutcome>>,
     next_waiter: WaiterId,
-    tasks: HashMap<RunId, Task>,
     /// Set when shutdown is requested: when remaining runs are cancelled.
     shutdown_deadline: Option<std::time::Instant>,
 }
 
-/// A spawned attempt.
-struct Task {
+/// An attempt to spawn, as the engine asked for it.
+struct Start {
     worker: WorkerId,
-    cancel: CancellationToken,
-    abort: AbortHandle,
+    run: RunId,
+    attempt: u32,
+    timeout: Option<Duration>,
+    due: std::time::Instant,
 }
 
 /// An attempt's report to the driver.
@@ -81,12 +86,12 @@ impl Inner {
                 lifecycle: OrchestratorState::Created,
                 waiters: HashMap::new(),
                 next_waiter: 1,
-                tasks: HashMap::new(),
                 shutdown_deadline: None,
             }),
             wake: Notify::new(),
             stopped: CancellationToken::new(),
-            cancel_root: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
             states: Arc::new(states),
             shutdown_timeout,
         }
@@ -156,38 +161,42 @@ impl Inner {
     }
 
     /// Cancels every run still in progress now (second signal, or the
-    /// shutdown timeout elapsed).
+    /// shutdown timeout elapsed): their futures are dropped at their next
+    /// poll, and the engine records them as cancelled at once, so a worker
+    /// that blocks its thread cannot hold shutdown up.
     fn force_stop(&self, why: &str) {
+        self.abort.cancel();
         let mut shared = self.lock();
-        let shared = &mut *shared;
-        let now = now();
-        let remaining: Vec<String> =
-            shared.engine.runs().map(|(w, run)| format!("{} (run {})", shared.engine.config(w).name, run.id)).collect();
-        if !remaining.is_empty() {
-            tracing::warn!(runs = %remaining.join(", "), "{why}: cancelling runs still in progress");
+        let executing: Vec<(WorkerId, RunId)> = shared
+            .engine
+            .runs()
+            .filter(|(_, run)| matches!(run.phase, Phase::Executing { .. }))
+            .map(|(w, run)| (w, run.id))
+            .collect();
+        if !executing.is_empty() {
+            let names: Vec<String> =
+                executing.iter().map(|&(w, run)| format!("{} (run {run})", shared.engine.config(w).name)).collect();
+            tracing::warn!(runs = %names.join(", "), "{why}: cancelling runs still in progress");
         }
-        for (run, task) in shared.tasks.drain() {
-            task.abort.abort();
-            shared
-                .engine
-                .handle(now, Event::AttemptFinished { worker: task.worker, run, result: AttemptResult::Cancelled });
+        let now = now();
+        for (worker, run) in executing {
+            shared.engine.handle(now, Event::AttemptFinished { worker, run, result: AttemptResult::Cancelled });
         }
         // Runs between attempts have no task; shutdown already ended them.
         debug_assert!(shared.engine.is_stopped());
     }
 
     /// Carries out the engine's queued actions.
-    fn carry_out(self: &Arc<Self>, shared: &mut Shared, done: &mpsc::UnboundedSender<Done>) {
+    fn carry_out(&self, shared: &mut Shared, done: &mpsc::UnboundedSender<Done>) {
         while let Some(action) = shared.engine.poll_action() {
             match action {
-                Action::Start { worker, run, attempt, timeout } => {
-                    let task = self.spawn_attempt(&shared.engine, worker, run, attempt, timeout, done.clone());
-                    shared.tasks.insert(run, task);
+                Action::Start { worker, run, attempt, timeout, due } => {
+                    let start = Start { worker, run, attempt, timeout, due };
+                    self.spawn_attempt(&shared.engine, start, done.clone());
                 }
-                Action::Cancel { run, .. } => {
-                    if let Some(task) = shared.tasks.get(&run) {
-                        task.cancel.cancel();
-                    }
+                Action::Cancel { worker, run } => {
+                    tracing::debug!(worker = %shared.engine.config(worker).name, run_id = %run, "asking to stop");
+                    self.stop.cancel();
                 }
                 Action::Resolve { waiter, outcome } => {
                     if let Some(tx) = shared.waiters.remove(&waiter) {
@@ -199,34 +208,21 @@ impl Inner {
         }
     }
 
-    fn spawn_attempt(
-        self: &Arc<Self>,
-        engine: &Engine,
-        worker: WorkerId,
-        run: RunId,
-        attempt: u32,
-        timeout: Option<Duration>,
-        done: mpsc::UnboundedSender<Done>,
-    ) -> Task {
+    fn spawn_attempt(&self, engine: &Engine, start: Start, done: mpsc::UnboundedSender<Done>) {
+        let Start { worker, run, attempt, timeout, due } = start;
         let config = engine.config(worker);
         let body = config.run.clone();
-        let cancel = self.cancel_root.child_token();
-        let input = RunInput {
-            context: Context::new(config.name.clone(), run, attempt, cancel.clone()),
-            states: self.states.clone(),
-        };
+        let context = Context::new(config.name.clone(), run, attempt, TokioInstant::from_std(due), self.stop.clone());
+        let input = RunInput { context, states: self.states.clone() };
+        let abort = self.abort.clone();
         let span = tracing::info_span!("attempt", worker = %config.name, run_id = %run, attempt);
-        let handle = tokio::spawn(
+        tokio::spawn(
             async move {
-                // The body is called inside the task so that a panic before its
-                // first `.await` is caught like any other.
-                let attempt = AssertUnwindSafe(async move { body(input).await }).catch_unwind();
-                let result = match timeout {
-                    Some(limit) => match tokio::time::timeout(limit, attempt).await {
-                        Ok(finished) => into_result(finished),
-                        Err(_) => AttemptResult::TimedOut(limit),
-                    },
-                    None => into_result(attempt.await),
+                // The body is called inside the task, so that a panic before
+                // its first `.await` is caught like any other.
+                let result = match std::panic::catch_unwind(AssertUnwindSafe(|| body(input))) {
+                    Ok(future) => Attempt::new(future, timeout, abort).await,
+                    Err(panic) => AttemptResult::Panicked(panic_message(panic.as_ref())),
                 };
                 match &result {
                     AttemptResult::Failed(error) => tracing::warn!(error = %error, "attempt failed"),
@@ -239,7 +235,6 @@ impl Inner {
             }
             .instrument(span),
         );
-        Task { worker, cancel, abort: handle.abort_handle() }
     }
 
     /// The driver loop; returns when everything has stopped.
@@ -281,7 +276,6 @@ impl Inner {
                     let now = now();
                     let mut next = Some(first);
                     while let Some(Done { worker, run, result }) = next {
-                        shared.tasks.remove(&run);
                         shared.engine.handle(now, Event::AttemptFinished { worker, run, result });
                         next = done_rx.try_recv().ok();
                     }
@@ -321,23 +315,5 @@ async fn wait_signal(signals: &mut Option<Signals>) {
     match signals {
         Some(signals) => signals.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-fn into_result(finished: std::thread::Result<Result<(), String>>) -> AttemptResult {
-    match finished {
-        Ok(Ok(())) => AttemptResult::Succeeded,
-        Ok(Err(error)) => AttemptResult::Failed(error),
-        Err(panic) => AttemptResult::Panicked(panic_message(panic.as_ref())),
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }
