@@ -51,7 +51,9 @@ impl Handle {
                 return Err(TriggerError::UnknownWorker(name.to_string()));
             };
             let (waiter, outcome) = Inner::add_waiter(&mut shared);
-            if let Err(refusal) = shared.engine.trigger(runtime::now(), w, waiter) {
+            let accepted = shared.engine.trigger(runtime::now(), w, waiter);
+            self.inner.after_event(&mut shared);
+            if let Err(refusal) = accepted {
                 Inner::forget_waiter(&mut shared, waiter);
                 return Err(match refusal {
                     TriggerRefusal::Disabled(reason) => {
@@ -63,7 +65,6 @@ impl Handle {
             }
             outcome
         };
-        self.inner.wake();
         // The sender is dropped only when the orchestrator stops without
         // answering, which shutdown never does for an accepted trigger.
         outcome.await.map_err(|_| TriggerError::ShuttingDown)
@@ -87,8 +88,7 @@ impl Handle {
         let mut shared = self.inner.lock();
         let w = shared.engine.find(name).ok_or_else(|| ControlError::UnknownWorker(name.to_string()))?;
         shared.engine.handle(runtime::now(), event(w));
-        drop(shared);
-        self.inner.wake();
+        self.inner.after_event(&mut shared);
         Ok(())
     }
 

@@ -1,39 +1,42 @@
 //! The tokio driver: owns time, tasks and signals, and carries out what the
 //! engine decides.
 //!
-//! One loop sleeps until the engine's next deadline, an attempt's completion,
-//! a handle call or a signal, feeds the engine the event with the current
-//! instant, and executes the queued actions: spawn an attempt (with its
-//! timeout, panic catching and tracing span), cancel a run's context, answer
-//! a trigger. It never decides anything about scheduling itself.
+//! The engine sits behind one mutex. Whoever has an event for it feeds it
+//! under that lock and carries out the actions it queues right there: a
+//! worker's lane reporting its attempt, a handle call, or the driver loop,
+//! which sleeps until the engine's next deadline (or a signal) and handles
+//! time. Actions are cheap (ring a lane's doorbell, cancel the stop token,
+//! answer a trigger), so an attempt's completion or a trigger never waits for
+//! a round trip through the driver; the driver is only woken when its
+//! deadline moved earlier or everything has stopped. Nothing here decides
+//! anything about scheduling.
 
 mod attempt;
+mod lane;
 mod signals;
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::context::{Context, RunId};
+use crate::context::RunId;
 use crate::engine::{Action, AttemptResult, Engine, Event, Phase, WaiterId};
 use crate::error::Error;
 use crate::graph::WorkerId;
 use crate::status::{OrchestratorState, RunOutcome};
-use crate::worker_fn::{RunInput, StateMap};
+use crate::worker_fn::StateMap;
 
-use attempt::{Attempt, panic_message};
+use lane::{Lane, LaneContext};
 pub(crate) use signals::Signals;
 
-/// State shared by the driver and every [`Handle`](crate::Handle).
+/// State shared by the driver, the lanes and every [`Handle`](crate::Handle).
 pub(crate) struct Inner {
     shared: Mutex<Shared>,
-    /// Wakes the driver after a handle changed the engine.
+    /// Wakes the driver when its deadline moved earlier or all has stopped.
     wake: Notify,
     /// Cancelled when the driver has stopped.
     stopped: CancellationToken,
@@ -54,22 +57,21 @@ pub(crate) struct Shared {
     next_waiter: WaiterId,
     /// Set when shutdown is requested: when remaining runs are cancelled.
     shutdown_deadline: Option<std::time::Instant>,
+    /// When the driver will next wake by itself (`None`: not before an event).
+    armed: Option<std::time::Instant>,
+    /// Each worker's lane, spawned at its first attempt; empty once stopped.
+    lanes: Vec<Option<Lane>>,
+    /// The runtime lanes are spawned on (handle calls may come from elsewhere).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
-/// An attempt to spawn, as the engine asked for it.
+/// An attempt to run, as the engine asked for it.
 struct Start {
     worker: WorkerId,
     run: RunId,
     attempt: u32,
     timeout: Option<Duration>,
-    due: std::time::Instant,
-}
-
-/// An attempt's report to the driver.
-struct Done {
-    worker: WorkerId,
-    run: RunId,
-    result: AttemptResult,
+    due: TokioInstant,
 }
 
 /// The current instant on tokio's clock (paused in tests), as the engine's
@@ -87,6 +89,9 @@ impl Inner {
                 waiters: HashMap::new(),
                 next_waiter: 1,
                 shutdown_deadline: None,
+                armed: None,
+                lanes: Vec::new(),
+                runtime: None,
             }),
             wake: Notify::new(),
             stopped: CancellationToken::new(),
@@ -104,9 +109,27 @@ impl Inner {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Tells the driver the engine has new actions.
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
+    /// After an event fed to the engine outside the driver loop: carries out
+    /// its actions and wakes the driver if it must look (its deadline moved
+    /// earlier, or everything has stopped).
+    pub(crate) fn after_event(self: &Arc<Self>, shared: &mut Shared) {
+        self.carry_out(shared);
+        let must_look = shared.engine.is_stopped()
+            || match (shared.engine.next_deadline(), shared.armed) {
+                (Some(next), Some(armed)) => next < armed,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+        if must_look {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A lane's report: its attempt ended.
+    fn attempt_finished(self: &Arc<Self>, worker: WorkerId, run: RunId, result: AttemptResult) {
+        let mut shared = self.lock();
+        shared.engine.handle(now(), Event::AttemptFinished { worker, run, result });
+        self.after_event(&mut shared);
     }
 
     pub(crate) async fn stopped(&self) {
@@ -129,20 +152,14 @@ impl Inner {
 
     /// Starts graceful shutdown (idempotent): no new runs; running ones are
     /// asked to stop and get `shutdown_timeout` to do so.
-    pub(crate) fn request_shutdown(&self) {
+    pub(crate) fn request_shutdown(self: &Arc<Self>) {
         let mut shared = self.lock();
         match shared.lifecycle {
             OrchestratorState::Created => {
                 // Never started: nothing runs, stop at once. Triggers made
                 // before the start are answered (cancelled).
                 shared.engine.handle(now(), Event::Shutdown);
-                while let Some(action) = shared.engine.poll_action() {
-                    if let Action::Resolve { waiter, outcome } = action
-                        && let Some(tx) = shared.waiters.remove(&waiter)
-                    {
-                        let _ = tx.send(outcome);
-                    }
-                }
+                self.carry_out(&mut shared);
                 shared.lifecycle = OrchestratorState::Stopped;
                 drop(shared);
                 self.stopped.cancel();
@@ -153,8 +170,9 @@ impl Inner {
                 shared.shutdown_deadline = Some(now + self.shutdown_timeout);
                 tracing::info!(timeout = ?self.shutdown_timeout, "graceful shutdown requested");
                 shared.engine.handle(now, Event::Shutdown);
-                drop(shared);
-                self.wake();
+                self.carry_out(&mut shared);
+                // The driver keeps the shutdown deadline.
+                self.wake.notify_one();
             }
             OrchestratorState::ShuttingDown | OrchestratorState::Stopped => {}
         }
@@ -164,7 +182,7 @@ impl Inner {
     /// shutdown timeout elapsed): their futures are dropped at their next
     /// poll, and the engine records them as cancelled at once, so a worker
     /// that blocks its thread cannot hold shutdown up.
-    fn force_stop(&self, why: &str) {
+    fn force_stop(self: &Arc<Self>, why: &str) {
         self.abort.cancel();
         let mut shared = self.lock();
         let executing: Vec<(WorkerId, RunId)> = shared
@@ -182,17 +200,36 @@ impl Inner {
         for (worker, run) in executing {
             shared.engine.handle(now, Event::AttemptFinished { worker, run, result: AttemptResult::Cancelled });
         }
+        self.carry_out(&mut shared);
         // Runs between attempts have no task; shutdown already ended them.
         debug_assert!(shared.engine.is_stopped());
     }
 
     /// Carries out the engine's queued actions.
-    fn carry_out(&self, shared: &mut Shared, done: &mpsc::UnboundedSender<Done>) {
+    fn carry_out(self: &Arc<Self>, shared: &mut Shared) {
         while let Some(action) = shared.engine.poll_action() {
             match action {
                 Action::Start { worker, run, attempt, timeout, due } => {
-                    let start = Start { worker, run, attempt, timeout, due };
-                    self.spawn_attempt(&shared.engine, start, done.clone());
+                    let start = Start { worker, run, attempt, timeout, due: TokioInstant::from_std(due) };
+                    match &shared.lanes[worker] {
+                        Some(lane) => lane.start(start),
+                        None => {
+                            let config = shared.engine.config(worker);
+                            let lane = Lane::spawn(
+                                shared.runtime.as_ref().expect("runs start only once the driver runs"),
+                                LaneContext {
+                                    name: config.name.clone(),
+                                    body: config.run.clone(),
+                                    states: self.states.clone(),
+                                    stop: self.stop.clone(),
+                                    abort: self.abort.clone(),
+                                    inner: self.clone(),
+                                },
+                            );
+                            lane.start(start);
+                            shared.lanes[worker] = Some(lane);
+                        }
+                    }
                 }
                 Action::Cancel { worker, run } => {
                     tracing::debug!(worker = %shared.engine.config(worker).name, run_id = %run, "asking to stop");
@@ -208,38 +245,8 @@ impl Inner {
         }
     }
 
-    fn spawn_attempt(&self, engine: &Engine, start: Start, done: mpsc::UnboundedSender<Done>) {
-        let Start { worker, run, attempt, timeout, due } = start;
-        let config = engine.config(worker);
-        let body = config.run.clone();
-        let context = Context::new(config.name.clone(), run, attempt, TokioInstant::from_std(due), self.stop.clone());
-        let input = RunInput { context, states: self.states.clone() };
-        let abort = self.abort.clone();
-        let span = tracing::info_span!("attempt", worker = %config.name, run_id = %run, attempt);
-        tokio::spawn(
-            async move {
-                // The body is called inside the task, so that a panic before
-                // its first `.await` is caught like any other.
-                let result = match std::panic::catch_unwind(AssertUnwindSafe(|| body(input))) {
-                    Ok(future) => Attempt::new(future, timeout, abort).await,
-                    Err(panic) => AttemptResult::Panicked(panic_message(panic.as_ref())),
-                };
-                match &result {
-                    AttemptResult::Failed(error) => tracing::warn!(error = %error, "attempt failed"),
-                    AttemptResult::Panicked(message) => tracing::warn!(panic = %message, "attempt panicked"),
-                    AttemptResult::TimedOut(limit) => tracing::warn!(timeout = ?limit, "attempt timed out"),
-                    AttemptResult::Succeeded | AttemptResult::Cancelled => {}
-                }
-                // The driver may be gone after a forced stop.
-                let _ = done.send(Done { worker, run, result });
-            }
-            .instrument(span),
-        );
-    }
-
     /// The driver loop; returns when everything has stopped.
     pub(crate) async fn drive(self: Arc<Self>, mut signals: Option<Signals>) -> Result<(), Error> {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         {
             let mut shared = self.lock();
             if shared.lifecycle != OrchestratorState::Created {
@@ -247,39 +254,34 @@ impl Inner {
             }
             shared.lifecycle = OrchestratorState::Running;
             tracing::info!(workers = shared.engine.len(), "orchestrator started");
+            let workers = shared.engine.len();
+            shared.lanes.resize_with(workers, || None);
+            shared.runtime = Some(tokio::runtime::Handle::current());
             shared.engine.start(now(), chrono::Utc::now());
+            self.carry_out(&mut shared);
         }
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
         let mut forced = false;
         loop {
-            let (deadline, shutdown_deadline) = {
+            let wake_at = {
                 let mut shared = self.lock();
-                self.carry_out(&mut shared, &done_tx);
                 if shared.engine.is_stopped() {
                     break;
                 }
-                (shared.engine.next_deadline(), shared.shutdown_deadline.filter(|_| !forced))
+                let shutdown_deadline = shared.shutdown_deadline.filter(|_| !forced);
+                let wake_at = match (shared.engine.next_deadline(), shutdown_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                shared.armed = wake_at;
+                wake_at
             };
-            let wake_at = match (deadline, shutdown_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let has_deadline = wake_at.is_some();
             if let Some(at) = wake_at {
                 sleep.as_mut().reset(TokioInstant::from_std(at));
             }
             tokio::select! {
                 biased;
-                Some(first) = done_rx.recv() => {
-                    let mut shared = self.lock();
-                    let now = now();
-                    let mut next = Some(first);
-                    while let Some(Done { worker, run, result }) = next {
-                        shared.engine.handle(now, Event::AttemptFinished { worker, run, result });
-                        next = done_rx.try_recv().ok();
-                    }
-                }
                 () = self.wake.notified() => {}
                 () = wait_signal(&mut signals) => {
                     let shutting_down = self.lock().lifecycle == OrchestratorState::ShuttingDown;
@@ -291,7 +293,7 @@ impl Inner {
                         self.request_shutdown();
                     }
                 }
-                () = &mut sleep, if has_deadline => {
+                () = &mut sleep, if wake_at.is_some() => {
                     let now = now();
                     let mut shared = self.lock();
                     if shared.shutdown_deadline.is_some_and(|d| d <= now) && !forced {
@@ -300,11 +302,17 @@ impl Inner {
                         self.force_stop("shutdown timeout elapsed");
                     } else {
                         shared.engine.handle(now, Event::Timeout);
+                        self.carry_out(&mut shared);
                     }
                 }
             }
         }
-        self.lock().lifecycle = OrchestratorState::Stopped;
+        {
+            let mut shared = self.lock();
+            shared.lifecycle = OrchestratorState::Stopped;
+            // Lanes end once their doorbell is dropped.
+            shared.lanes.clear();
+        }
         tracing::info!("orchestrator stopped");
         self.stopped.cancel();
         Ok(())

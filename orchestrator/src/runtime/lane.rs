@@ -1,0 +1,122 @@
+//! A worker's lane: one long-lived task per worker that runs its attempts,
+//! one after another.
+//!
+//! A worker never overlaps itself, so its attempts need no task each: the
+//! engine's caller rings the lane's doorbell with the next attempt, and the
+//! lane runs it and feeds the outcome to the engine itself. Compared with a `tokio::spawn` per attempt, a fire
+//! then costs a wake-up instead of a task allocation, its registration in
+//! the runtime's task list and a round of reference counting, which at
+//! thousands of fires per second was most of the driver's time. The lane is
+//! spawned at the worker's first attempt and ends when the driver stops.
+
+use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::attempt::{Attempt, panic_message};
+use super::{Inner, Start};
+use crate::context::Context;
+use crate::engine::AttemptResult;
+use crate::worker_fn::{RunFn, RunInput, StateMap};
+
+/// The driver's end of a lane.
+pub(super) struct Lane {
+    doorbell: Arc<Doorbell>,
+}
+
+/// Hands one attempt at a time to the lane.
+#[derive(Default)]
+struct Doorbell {
+    next: Mutex<Option<Start>>,
+    waker: AtomicWaker,
+    closed: AtomicBool,
+}
+
+/// What a lane needs to run its worker's attempts.
+pub(super) struct LaneContext {
+    pub name: Arc<str>,
+    pub body: RunFn,
+    pub states: Arc<StateMap>,
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+    pub inner: Arc<Inner>,
+}
+
+impl Lane {
+    /// Spawns the lane's task.
+    pub(super) fn spawn(runtime: &tokio::runtime::Handle, context: LaneContext) -> Self {
+        let doorbell = Arc::new(Doorbell::default());
+        runtime.spawn(run_lane(doorbell.clone(), context));
+        Lane { doorbell }
+    }
+
+    /// Hands the lane its next attempt. The engine starts an attempt of a
+    /// worker only after the previous one reported, so the lane is idle.
+    pub(super) fn start(&self, start: Start) {
+        let previous = self.doorbell.next.lock().unwrap_or_else(PoisonError::into_inner).replace(start);
+        debug_assert!(previous.is_none(), "a worker's attempts never overlap");
+        self.doorbell.waker.wake();
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.doorbell.closed.store(true, Ordering::Release);
+        self.doorbell.waker.wake();
+    }
+}
+
+impl Doorbell {
+    /// The next attempt, or `None` once the driver has let go of the lane.
+    async fn next(&self) -> Option<Start> {
+        poll_fn(|cx| {
+            for round in 0..2 {
+                if let Some(start) = self.next.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                    return Poll::Ready(Some(start));
+                }
+                if self.closed.load(Ordering::Acquire) {
+                    return Poll::Ready(None);
+                }
+                // Register, then look again: a ring between the first look
+                // and the registration would otherwise be lost.
+                if round == 0 {
+                    self.waker.register(cx.waker());
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+async fn run_lane(doorbell: Arc<Doorbell>, lane: LaneContext) {
+    while let Some(Start { worker, run, attempt, timeout, due }) = doorbell.next().await {
+        let context = Context::new(lane.name.clone(), run, attempt, due, lane.stop.clone());
+        let input = RunInput { context, states: lane.states.clone() };
+        let span = tracing::info_span!("attempt", worker = %lane.name, run_id = %run, attempt);
+        let result = async {
+            // The body is called here, inside `catch_unwind`, so that a panic
+            // before its first `.await` is caught like any other.
+            let result = match std::panic::catch_unwind(AssertUnwindSafe(|| (lane.body)(input))) {
+                Ok(future) => Attempt::new(future, timeout, lane.abort.clone()).await,
+                Err(panic) => AttemptResult::Panicked(panic_message(panic.as_ref())),
+            };
+            match &result {
+                AttemptResult::Failed(error) => tracing::warn!(error = %error, "attempt failed"),
+                AttemptResult::Panicked(message) => tracing::warn!(panic = %message, "attempt panicked"),
+                AttemptResult::TimedOut(limit) => tracing::warn!(timeout = ?limit, "attempt timed out"),
+                AttemptResult::Succeeded | AttemptResult::Cancelled => {}
+            }
+            result
+        }
+        .instrument(span)
+        .await;
+        lane.inner.attempt_finished(worker, run, result);
+    }
+}
