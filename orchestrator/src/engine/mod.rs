@@ -17,6 +17,7 @@
 //! Whenever a run starts or ends, the workers it relates to are marked dirty,
 //! so a waiting worker starts the moment it is allowed to: nothing polls.
 
+mod timers;
 mod worker;
 
 #[cfg(test)]
@@ -27,7 +28,7 @@ mod sim;
 mod tests;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -38,6 +39,7 @@ use crate::schedule::{self, WallClock};
 use crate::spec::{Misfire, Schedule, WorkerConfig};
 use crate::status::RunOutcome;
 
+use timers::{Timer, TimerKind, Timers};
 pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
 use worker::{FinishedFire, Fire, ReadyKey, Slot};
 
@@ -96,21 +98,6 @@ enum Lifecycle {
     ShuttingDown,
 }
 
-/// What a timer stands for. Stale timers (the slot was re-armed or the run
-/// moved on) are recognised and ignored when they fire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKind {
-    Slot { generation: u32 },
-    Retry { run: RunId },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Timer {
-    at: Instant,
-    worker: WorkerId,
-    kind: TimerKind,
-}
-
 /// The scheduling state machine.
 pub(crate) struct Engine {
     graph: Graph,
@@ -121,7 +108,7 @@ pub(crate) struct Engine {
     /// Runs in progress (any phase, Continuous included).
     runs_in_progress: usize,
     ready: BTreeSet<ReadyKey>,
-    timers: BinaryHeap<Reverse<Timer>>,
+    timers: Timers,
     dirty: Vec<WorkerId>,
     is_dirty: Vec<bool>,
     actions: VecDeque<Action>,
@@ -166,7 +153,7 @@ impl Engine {
             executing: 0,
             runs_in_progress: 0,
             ready: BTreeSet::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             dirty: Vec::new(),
             is_dirty: vec![false; n],
             actions: VecDeque::new(),
@@ -231,7 +218,7 @@ impl Engine {
 
     /// When the driver must call back with [`Event::Timeout`].
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse(t)| t.at)
+        self.timers.next_deadline()
     }
 
     /// The next action for the driver to carry out.
@@ -291,30 +278,29 @@ impl Engine {
     }
 
     fn on_timeout(&mut self, now: Instant) {
-        while let Some(Reverse(timer)) = self.timers.peek().copied() {
-            if timer.at > now {
-                break;
-            }
-            self.timers.pop();
-            let w = timer.worker;
-            match timer.kind {
-                TimerKind::Slot { generation } => {
-                    if generation == self.workers[w].slot_generation
-                        && let Some(slot) = self.workers[w].slot.take()
-                    {
-                        self.on_slot(now, w, slot);
+        while let Some(mut due) = self.timers.pop_due(now) {
+            for timer in due.drain(..) {
+                let w = timer.worker;
+                match timer.kind {
+                    TimerKind::Slot { generation } => {
+                        if generation == self.workers[w].slot_generation
+                            && let Some(slot) = self.workers[w].slot.take()
+                        {
+                            self.on_slot(now, w, slot);
+                        }
                     }
-                }
-                TimerKind::Retry { run } => {
-                    if let Some(r) = self.workers[w].run.as_mut()
-                        && r.id == run
-                        && let Phase::Backoff { until } = r.phase
-                    {
-                        r.phase = Phase::Queued { since: until };
-                        self.mark_dirty(w);
+                    TimerKind::Retry { run } => {
+                        if let Some(r) = self.workers[w].run.as_mut()
+                            && r.id == run
+                            && let Phase::Backoff { until } = r.phase
+                        {
+                            r.phase = Phase::Queued { since: until };
+                            self.mark_dirty(w);
+                        }
                     }
                 }
             }
+            self.timers.recycle(due);
         }
     }
 
@@ -455,7 +441,7 @@ impl Engine {
             let r = self.workers[w].run.as_mut().expect("checked above");
             r.last_error = Some(error);
             r.phase = Phase::Backoff { until };
-            self.timers.push(Reverse(Timer { at: until, worker: w, kind: TimerKind::Retry { run } }));
+            self.timers.push(until, Timer { worker: w, kind: TimerKind::Retry { run } });
             self.mark_dirty(w);
         } else {
             self.finish_run(now, w, RunOutcome::Failed { error });
@@ -843,7 +829,7 @@ impl Engine {
         let slot = Slot { nominal, due: nominal + jitter };
         state.slot = Some(slot);
         let generation = state.slot_generation;
-        self.timers.push(Reverse(Timer { at: slot.due, worker: w, kind: TimerKind::Slot { generation } }));
+        self.timers.push(slot.due, Timer { worker: w, kind: TimerKind::Slot { generation } });
     }
 
     /// Arms the first slot at or after `earliest`.

@@ -23,7 +23,6 @@ use crate::worker_fn::BoxRunFuture;
 pub(crate) struct Attempt {
     body: BoxRunFuture,
     timeout: Option<Duration>,
-    started: Instant,
     abort: CancellationToken,
     /// Armed at the first `Pending`: the timeout and the abort listener.
     waiting: Option<Box<Waiting>>,
@@ -36,7 +35,7 @@ struct Waiting {
 
 impl Attempt {
     pub(crate) fn new(body: BoxRunFuture, timeout: Option<Duration>, abort: CancellationToken) -> Self {
-        Attempt { body, timeout, started: Instant::now(), abort, waiting: None }
+        Attempt { body, timeout, abort, waiting: None }
     }
 }
 
@@ -53,10 +52,13 @@ impl Future for Attempt {
             Err(panic) => return Poll::Ready(AttemptResult::Panicked(panic_message(panic.as_ref()))),
             Ok(Poll::Pending) => {}
         }
-        let (timeout, started) = (this.timeout, this.started);
+        let timeout = this.timeout;
         let waiting = this.waiting.get_or_insert_with(|| {
+            // The timeout counts from the body's first yield: the time before
+            // it is one poll, which nothing could have interrupted anyway,
+            // and reading the clock only here keeps instant attempts free of it.
             Box::new(Waiting {
-                deadline: timeout.map(|limit| Box::pin(tokio::time::sleep_until(started + limit))),
+                deadline: timeout.map(|limit| Box::pin(tokio::time::sleep_until(Instant::now() + limit))),
                 aborted: Box::pin(this.abort.clone().cancelled_owned()),
             })
         });

@@ -221,7 +221,10 @@ impl Inner {
                                     name: config.name.clone(),
                                     body: config.run.clone(),
                                     states: self.states.clone(),
-                                    stop: self.stop.clone(),
+                                    // A child per lane: cancelled with the
+                                    // rest, but its reference count is the
+                                    // lane's own, not contended by every run.
+                                    stop: self.stop.child_token(),
                                     abort: self.abort.clone(),
                                     inner: self.clone(),
                                 },
