@@ -49,11 +49,19 @@ pub struct Context {
     run_id: RunId,
     attempt: u32,
     due: Instant,
-    cancel: CancellationToken,
+    /// Shared by every attempt of the worker: cloning a `CancellationToken`
+    /// takes a lock, cloning the `Arc` does not.
+    cancel: Arc<CancellationToken>,
 }
 
 impl Context {
-    pub(crate) fn new(name: Arc<str>, run_id: RunId, attempt: u32, due: Instant, cancel: CancellationToken) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        run_id: RunId,
+        attempt: u32,
+        due: Instant,
+        cancel: Arc<CancellationToken>,
+    ) -> Self {
         Context { name, run_id, attempt, due, cancel }
     }
 

@@ -51,9 +51,7 @@ impl Handle {
                 return Err(TriggerError::UnknownWorker(name.to_string()));
             };
             let (waiter, outcome) = Inner::add_waiter(&mut shared);
-            let accepted = shared.engine.trigger(runtime::now(), w, waiter);
-            self.inner.after_event(&mut shared);
-            if let Err(refusal) = accepted {
+            if let Err(refusal) = shared.engine.trigger(runtime::now(), w, waiter) {
                 Inner::forget_waiter(&mut shared, waiter);
                 return Err(match refusal {
                     TriggerRefusal::Disabled(reason) => {
@@ -88,7 +86,6 @@ impl Handle {
         let mut shared = self.inner.lock();
         let w = shared.engine.find(name).ok_or_else(|| ControlError::UnknownWorker(name.to_string()))?;
         shared.engine.handle(runtime::now(), event(w));
-        self.inner.after_event(&mut shared);
         Ok(())
     }
 

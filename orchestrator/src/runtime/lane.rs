@@ -13,7 +13,7 @@ use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,7 @@ pub(super) struct LaneContext {
     pub name: Arc<str>,
     pub body: RunFn,
     pub states: Arc<StateMap>,
-    pub stop: CancellationToken,
+    pub stop: Arc<CancellationToken>,
     pub abort: CancellationToken,
     pub inner: Arc<Inner>,
 }
@@ -56,12 +56,14 @@ impl Lane {
         Lane { doorbell }
     }
 
-    /// Hands the lane its next attempt. The engine starts an attempt of a
-    /// worker only after the previous one reported, so the lane is idle.
-    pub(super) fn start(&self, start: Start) {
+    /// Hands the lane its next attempt, and returns the waker to call once
+    /// the engine lock is released (`None` if the lane is not parked: it will
+    /// find the attempt when it next looks). The engine starts an attempt of
+    /// a worker only after the previous one reported, so the lane is idle.
+    pub(super) fn start(&self, start: Start) -> Option<Waker> {
         let previous = self.doorbell.next.lock().unwrap_or_else(PoisonError::into_inner).replace(start);
         debug_assert!(previous.is_none(), "a worker's attempts never overlap");
-        self.doorbell.waker.wake();
+        self.doorbell.waker.take()
     }
 }
 

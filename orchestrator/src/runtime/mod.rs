@@ -1,22 +1,24 @@
 //! The tokio driver: owns time, tasks and signals, and carries out what the
 //! engine decides.
 //!
-//! The engine sits behind one mutex. Whoever has an event for it feeds it
-//! under that lock and carries out the actions it queues right there: a
-//! worker's lane reporting its attempt, a handle call, or the driver loop,
-//! which sleeps until the engine's next deadline (or a signal) and handles
-//! time. Actions are cheap (ring a lane's doorbell, cancel the stop token,
-//! answer a trigger), so an attempt's completion or a trigger never waits for
-//! a round trip through the driver; the driver is only woken when its
-//! deadline moved earlier or everything has stopped. Nothing here decides
-//! anything about scheduling.
+//! The engine sits behind one mutex, and whoever has an event for it feeds it
+//! under that lock: a handle call, the driver loop (which sleeps until the
+//! engine's next deadline, or a signal, and handles time), or a worker's lane
+//! reporting an attempt. Releasing the lock ([`Guard`]'s drop) carries out
+//! the queued actions: hand lanes their attempts, cancel the stop token,
+//! answer triggers, wake the driver if its deadline moved earlier or all has
+//! stopped; the lanes themselves are woken after the lock is released. So a
+//! completion or a trigger never waits for a round trip through the driver.
+//! Nothing here decides anything about scheduling.
 
 mod attempt;
 mod lane;
 mod signals;
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
@@ -40,9 +42,9 @@ pub(crate) struct Inner {
     wake: Notify,
     /// Cancelled when the driver has stopped.
     stopped: CancellationToken,
-    /// Every attempt's `Context` token: cancelled to ask running workers to
-    /// stop. Runs are only ever asked to stop together (at shutdown), so one
-    /// token serves all and an attempt costs no token of its own.
+    /// Every attempt's `Context` token (through a child per lane): cancelled
+    /// to ask running workers to stop. Runs are only ever asked to stop
+    /// together, at shutdown.
     stop: CancellationToken,
     /// Cancelled when shutdown gives up waiting: running attempts are dropped.
     abort: CancellationToken,
@@ -63,6 +65,8 @@ pub(crate) struct Shared {
     lanes: Vec<Option<Lane>>,
     /// The runtime lanes are spawned on (handle calls may come from elsewhere).
     runtime: Option<tokio::runtime::Handle>,
+    /// Lanes to wake once the lock is released.
+    wakers: Vec<Waker>,
 }
 
 /// An attempt to run, as the engine asked for it.
@@ -80,6 +84,34 @@ pub(crate) fn now() -> std::time::Instant {
     TokioInstant::now().into_std()
 }
 
+/// The engine lock. Dropping it carries out the engine's actions, releases
+/// the lock, then wakes the lanes.
+pub(crate) struct Guard<'a> {
+    inner: &'a Arc<Inner>,
+    shared: Option<MutexGuard<'a, Shared>>,
+}
+
+impl Deref for Guard<'_> {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        self.shared.as_ref().expect("present until drop")
+    }
+}
+
+impl DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        self.shared.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            self.inner.release(shared);
+        }
+    }
+}
+
 impl Inner {
     pub(crate) fn new(engine: Engine, states: StateMap, shutdown_timeout: Duration) -> Self {
         Inner {
@@ -92,6 +124,7 @@ impl Inner {
                 armed: None,
                 lanes: Vec::new(),
                 runtime: None,
+                wakers: Vec::new(),
             }),
             wake: Notify::new(),
             stopped: CancellationToken::new(),
@@ -102,34 +135,35 @@ impl Inner {
         }
     }
 
-    /// Locks the shared state. The lock is never held across an `.await`, and
+    /// Locks the engine. The lock is never held across an `.await`, and
     /// nothing that runs under it panics on a user's input, so a poisoned lock
     /// still holds consistent state.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(self: &Arc<Self>) -> Guard<'_> {
+        Guard { inner: self, shared: Some(self.shared.lock().unwrap_or_else(PoisonError::into_inner)) }
     }
 
-    /// After an event fed to the engine outside the driver loop: carries out
-    /// its actions and wakes the driver if it must look (its deadline moved
-    /// earlier, or everything has stopped).
-    pub(crate) fn after_event(self: &Arc<Self>, shared: &mut Shared) {
-        self.carry_out(shared);
+    /// Everything a lock holder does when letting go (see the module docs).
+    fn release(self: &Arc<Self>, mut shared: MutexGuard<'_, Shared>) {
+        self.carry_out(&mut shared);
         let must_look = shared.engine.is_stopped()
             || match (shared.engine.next_deadline(), shared.armed) {
                 (Some(next), Some(armed)) => next < armed,
                 (Some(_), None) => true,
                 (None, _) => false,
             };
+        let wakers = std::mem::take(&mut shared.wakers);
+        drop(shared);
         if must_look {
             self.wake.notify_one();
+        }
+        for waker in wakers {
+            waker.wake();
         }
     }
 
     /// A lane's report: its attempt ended.
     fn attempt_finished(self: &Arc<Self>, worker: WorkerId, run: RunId, result: AttemptResult) {
-        let mut shared = self.lock();
-        shared.engine.handle(now(), Event::AttemptFinished { worker, run, result });
-        self.after_event(&mut shared);
+        self.lock().engine.handle(now(), Event::AttemptFinished { worker, run, result });
     }
 
     pub(crate) async fn stopped(&self) {
@@ -159,7 +193,6 @@ impl Inner {
                 // Never started: nothing runs, stop at once. Triggers made
                 // before the start are answered (cancelled).
                 shared.engine.handle(now(), Event::Shutdown);
-                self.carry_out(&mut shared);
                 shared.lifecycle = OrchestratorState::Stopped;
                 drop(shared);
                 self.stopped.cancel();
@@ -170,7 +203,7 @@ impl Inner {
                 shared.shutdown_deadline = Some(now + self.shutdown_timeout);
                 tracing::info!(timeout = ?self.shutdown_timeout, "graceful shutdown requested");
                 shared.engine.handle(now, Event::Shutdown);
-                self.carry_out(&mut shared);
+                drop(shared);
                 // The driver keeps the shutdown deadline.
                 self.wake.notify_one();
             }
@@ -200,7 +233,6 @@ impl Inner {
         for (worker, run) in executing {
             shared.engine.handle(now, Event::AttemptFinished { worker, run, result: AttemptResult::Cancelled });
         }
-        self.carry_out(&mut shared);
         // Runs between attempts have no task; shutdown already ended them.
         debug_assert!(shared.engine.is_stopped());
     }
@@ -211,28 +243,12 @@ impl Inner {
             match action {
                 Action::Start { worker, run, attempt, timeout, due } => {
                     let start = Start { worker, run, attempt, timeout, due: TokioInstant::from_std(due) };
-                    match &shared.lanes[worker] {
-                        Some(lane) => lane.start(start),
-                        None => {
-                            let config = shared.engine.config(worker);
-                            let lane = Lane::spawn(
-                                shared.runtime.as_ref().expect("runs start only once the driver runs"),
-                                LaneContext {
-                                    name: config.name.clone(),
-                                    body: config.run.clone(),
-                                    states: self.states.clone(),
-                                    // A child per lane: cancelled with the
-                                    // rest, but its reference count is the
-                                    // lane's own, not contended by every run.
-                                    stop: self.stop.child_token(),
-                                    abort: self.abort.clone(),
-                                    inner: self.clone(),
-                                },
-                            );
-                            lane.start(start);
-                            shared.lanes[worker] = Some(lane);
-                        }
+                    if shared.lanes[worker].is_none() {
+                        let lane = self.spawn_lane(shared, worker);
+                        shared.lanes[worker] = Some(lane);
                     }
+                    let waker = shared.lanes[worker].as_ref().expect("spawned above").start(start);
+                    shared.wakers.extend(waker);
                 }
                 Action::Cancel { worker, run } => {
                     tracing::debug!(worker = %shared.engine.config(worker).name, run_id = %run, "asking to stop");
@@ -248,6 +264,24 @@ impl Inner {
         }
     }
 
+    fn spawn_lane(self: &Arc<Self>, shared: &Shared, worker: WorkerId) -> Lane {
+        let config = shared.engine.config(worker);
+        let runtime = shared.runtime.as_ref().expect("lanes are spawned once the driver runs");
+        Lane::spawn(
+            runtime,
+            LaneContext {
+                name: config.name.clone(),
+                body: config.run.clone(),
+                states: self.states.clone(),
+                // A child per lane: cancelled with the rest, but its reference
+                // count is the lane's own, not contended by every run.
+                stop: Arc::new(self.stop.child_token()),
+                abort: self.abort.clone(),
+                inner: self.clone(),
+            },
+        )
+    }
+
     /// The driver loop; returns when everything has stopped.
     pub(crate) async fn drive(self: Arc<Self>, mut signals: Option<Signals>) -> Result<(), Error> {
         {
@@ -260,8 +294,16 @@ impl Inner {
             let workers = shared.engine.len();
             shared.lanes.resize_with(workers, || None);
             shared.runtime = Some(tokio::runtime::Handle::current());
+            // Workers that will surely run get their lane now, so that the
+            // first fires do not pay for spawning; Triggered workers get
+            // theirs at their first run.
+            for worker in 0..workers {
+                if !matches!(shared.engine.config(worker).schedule, crate::spec::Schedule::Triggered) {
+                    let lane = self.spawn_lane(&shared, worker);
+                    shared.lanes[worker] = Some(lane);
+                }
+            }
             shared.engine.start(now(), chrono::Utc::now());
-            self.carry_out(&mut shared);
         }
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
@@ -305,7 +347,6 @@ impl Inner {
                         self.force_stop("shutdown timeout elapsed");
                     } else {
                         shared.engine.handle(now, Event::Timeout);
-                        self.carry_out(&mut shared);
                     }
                 }
             }
