@@ -174,11 +174,6 @@ impl StartLog {
             .then(|| Duration::from_nanos(self.nanos[worker * self.capacity + index].load(Relaxed)))
     }
 
-    /// `worker`'s stored entries in recording order.
-    pub fn entries(&self, worker: usize) -> impl Iterator<Item = Duration> + '_ {
-        (0..self.count(worker).min(self.capacity)).filter_map(move |i| self.get(worker, i))
-    }
-
     /// `at` as time since the origin.
     pub fn since_origin(&self, at: Instant) -> Duration {
         at.saturating_duration_since(self.origin)
@@ -239,6 +234,6 @@ mod tests {
         }
         assert_eq!(log.count(0), 0);
         assert_eq!(log.count(1), 3);
-        assert_eq!(log.entries(1).collect::<Vec<_>>(), [Duration::from_millis(1), Duration::from_millis(2)]);
+        assert_eq!((log.get(1, 0), log.get(1, 1)), (Some(Duration::from_millis(1)), Some(Duration::from_millis(2))));
     }
 }

@@ -116,7 +116,6 @@ fn rows(case: &Case) -> Vec<Row> {
                     target: target(Target::RatioAtMost(1.5)),
                 },
                 metric("peak RSS (MiB)", "peak_rss_mib"),
-                metric("driver start after spawn (µs)", "start_offset_us"),
             ]
         }
         Case::Idle { .. } => vec![
