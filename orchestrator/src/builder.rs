@@ -112,7 +112,7 @@ impl OrchestratorBuilder {
     pub fn build(self) -> Result<Orchestrator, BuildError> {
         let graph = graph::validate(self.specs, &self.states)?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
-        let engine = Engine::new(graph, self.max_concurrent, seed);
+        let engine = Engine::new(graph, self.max_concurrent, seed, crate::runtime::now());
         Ok(Orchestrator { inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)) })
     }
 }

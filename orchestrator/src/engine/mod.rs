@@ -1,8 +1,8 @@
 //! The decision core: a pure state machine that decides which worker runs
 //! when.
 //!
-//! It holds no clock and spawns nothing. The driver feeds it [`Event`]s with
-//! the current instant and carries out the [`Action`]s it queues (start an
+//! It holds no clock and spawns nothing. The runtime feeds it [`Event`]s with
+//! the current instant, carries out the [`Action`]s it queues (start an
 //! attempt, ask a run to stop, answer a trigger), and sleeps until
 //! [`Engine::next_deadline`]. Every semantic rule of the SPEC (schedules,
 //! misfire, dependencies, exclusion, priorities, the concurrency limit,
@@ -133,7 +133,9 @@ pub(crate) struct FireLog {
 }
 
 impl Engine {
-    pub(crate) fn new(graph: Graph, max_concurrent: usize, seed: u64) -> Self {
+    /// An engine for `graph`, created at `now` (it schedules nothing before
+    /// [`start`](Self::start)).
+    pub(crate) fn new(graph: Graph, max_concurrent: usize, seed: u64, now: Instant) -> Self {
         let workers = graph
             .workers
             .iter()
@@ -145,7 +147,6 @@ impl Engine {
             })
             .collect();
         let n = graph.workers.len();
-        let now = Instant::now();
         Engine {
             graph,
             workers,

@@ -53,8 +53,8 @@ impl Sim {
             Ok(graph) => graph,
             Err(e) => panic!("test graph is invalid: {e}"),
         };
-        let engine = Engine::new(graph, max_concurrent, 42);
         let t0 = Instant::now();
+        let engine = Engine::new(graph, max_concurrent, 42, t0);
         let mut sim = Sim {
             engine,
             t0,
