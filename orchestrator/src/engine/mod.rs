@@ -745,10 +745,30 @@ impl Engine {
         }
     }
 
+    /// A fire of `w` first due at `first_due` is about to start or be recorded,
+    /// so `w`'s last outcome is about to become a fire newer than any
+    /// dependent's pending fire due before it. Those dependents' verdicts on
+    /// `w` are taken now, from the outcome that is still theirs (a dependent
+    /// may not have been evaluated since, e.g. while its own run was going).
+    fn settle_before_newer_fire(&mut self, w: WorkerId, first_due: Instant) {
+        let Some(last) = self.workers[w].last_fire else { return };
+        for &d in &self.graph.edges[w].dependents {
+            if let Some(fire) = self.workers[d].pending.as_mut()
+                && fire.due < first_due
+            {
+                let position = self.graph.edges[d].depends_on.binary_search(&w).expect("edges are symmetric");
+                fire.settled[position].get_or_insert(last.succeeded);
+            }
+        }
+    }
+
     /// `w`'s pending fire will not run: `dependency`'s relevant fire failed.
     fn upstream_failed(&mut self, now: Instant, w: WorkerId, dependency: WorkerId) {
         let name = self.graph.workers[w].name.clone();
         let dependency_name = self.graph.workers[dependency].name.to_string();
+        let state = &mut self.workers[w];
+        let first_due = state.pending.as_ref().expect("evaluated with a pending fire").first_due;
+        self.settle_before_newer_fire(w, first_due);
         let state = &mut self.workers[w];
         let fire = state.pending.take().expect("evaluated with a pending fire");
         state.wait = None;
@@ -767,6 +787,11 @@ impl Engine {
 
     /// Starts `w`'s next attempt: the first of its pending fire, or a retry.
     fn start_attempt(&mut self, now: Instant, w: WorkerId) {
+        if self.workers[w].run.is_none()
+            && let Some(fire) = &self.workers[w].pending
+        {
+            self.settle_before_newer_fire(w, fire.first_due);
+        }
         let config = &self.graph.workers[w];
         let continuous = matches!(config.schedule, Schedule::Continuous { .. });
         let state = &mut self.workers[w];
