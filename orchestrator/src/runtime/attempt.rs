@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::worker_fn::BoxRunFuture;
 pub(crate) struct Attempt {
     body: BoxRunFuture,
     timeout: Option<Duration>,
-    abort: CancellationToken,
+    abort: Arc<CancellationToken>,
     /// Armed at the first `Pending`: the timeout and the abort listener.
     waiting: Option<Box<Waiting>>,
 }
@@ -34,7 +35,9 @@ struct Waiting {
 }
 
 impl Attempt {
-    pub(crate) fn new(body: BoxRunFuture, timeout: Option<Duration>, abort: CancellationToken) -> Self {
+    /// `abort` is shared by the attempts of a lane: an `Arc` clone is an
+    /// atomic increment, a `CancellationToken` clone takes a lock.
+    pub(crate) fn new(body: BoxRunFuture, timeout: Option<Duration>, abort: Arc<CancellationToken>) -> Self {
         Attempt { body, timeout, abort, waiting: None }
     }
 }
@@ -59,7 +62,7 @@ impl Future for Attempt {
             // and reading the clock only here keeps instant attempts free of it.
             Box::new(Waiting {
                 deadline: timeout.map(|limit| Box::pin(tokio::time::sleep_until(Instant::now() + limit))),
-                aborted: Box::pin(this.abort.clone().cancelled_owned()),
+                aborted: Box::pin(CancellationToken::clone(&this.abort).cancelled_owned()),
             })
         });
         if let (Some(deadline), Some(limit)) = (&mut waiting.deadline, timeout)

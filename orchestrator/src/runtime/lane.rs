@@ -44,7 +44,7 @@ pub(super) struct LaneContext {
     pub body: RunFn,
     pub states: Arc<StateMap>,
     pub stop: Arc<CancellationToken>,
-    pub abort: CancellationToken,
+    pub abort: Arc<CancellationToken>,
     pub inner: Arc<Inner>,
 }
 

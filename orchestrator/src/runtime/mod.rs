@@ -276,7 +276,7 @@ impl Inner {
                 // A child per lane: cancelled with the rest, but its reference
                 // count is the lane's own, not contended by every run.
                 stop: Arc::new(self.stop.child_token()),
-                abort: self.abort.clone(),
+                abort: Arc::new(self.abort.clone()),
                 inner: self.clone(),
             },
         )
