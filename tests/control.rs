@@ -4,12 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{builder, start, stop, wait};
+use common::{builder, secs, start, stop, wait};
 use orchestrator::{ControlError, Priority, RunOutcome, TriggerError, WorkerSpec, WorkerState};
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 fn working(name: &'static str, ms: u64) -> WorkerSpec {
     WorkerSpec::new(name, move || async move { wait(ms).await })

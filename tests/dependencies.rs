@@ -5,25 +5,9 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use common::{Log, builder, start, stop, wait};
+use common::{Log, builder, marking, secs, start, stop, wait};
 use orchestrator::{RunOutcome, WorkerSpec};
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn marking(name: &'static str, log: &Log, work_ms: u64) -> WorkerSpec {
-    let log = log.clone();
-    WorkerSpec::new(name, move || {
-        let log = log.clone();
-        async move {
-            log.mark(name);
-            wait(work_ms).await;
-        }
-    })
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_dependent_starts_the_moment_its_dependency_succeeds() {

@@ -4,23 +4,9 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
 
-use common::{Log, builder, start, stop, wait};
+use common::{DropFlag, Log, builder, secs, start, stop, wait};
 use orchestrator::{Context, RunOutcome, WorkerSpec, WorkerState};
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-/// Sets its flag when dropped: proves a cancelled future was dropped.
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_timeout_cancels_the_attempt_drops_its_future_and_counts_as_a_failure() {

@@ -2,26 +2,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Log, builder, start, stop, wait};
+use common::{Log, builder, marking, secs, start, stop, wait};
 use orchestrator::WorkerSpec;
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-/// A worker that marks its start in `log` and works for `work_ms`.
-fn marking(name: &'static str, log: &Log, work_ms: u64) -> WorkerSpec {
-    let log = log.clone();
-    WorkerSpec::new(name, move || {
-        let log = log.clone();
-        async move {
-            log.mark(name);
-            wait(work_ms).await;
-        }
-    })
-}
 
 #[tokio::test(start_paused = true)]
 async fn interval_fires_at_start_and_on_a_fixed_grid_without_drift() {

@@ -6,17 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Log, builder, start, wait};
+use common::{DropFlag, Log, builder, start, wait};
 use orchestrator::{Context, OrchestratorState, WorkerSpec};
 use tokio::time::Instant;
-
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_cooperative_worker_stops_through_its_context() {

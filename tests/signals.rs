@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::builder;
+use common::{DropFlag, builder};
 use orchestrator::{Context, Mode, OrchestratorState, WorkerSpec};
 use tokio::sync::Notify;
 
@@ -20,14 +20,6 @@ fn send(signal: &str) {
         .status()
         .expect("kill(1) is available");
     assert!(status.success());
-}
-
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test]

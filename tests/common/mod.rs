@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orchestrator::{Handle, Orchestrator, OrchestratorBuilder};
+use orchestrator::{Handle, Orchestrator, OrchestratorBuilder, WorkerSpec};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -62,4 +63,29 @@ pub async fn wait(ms: u64) {
 pub async fn stop(handle: Handle, task: JoinHandle<Result<(), orchestrator::Error>>) {
     handle.shutdown().await;
     task.await.expect("driver task").expect("driver result");
+}
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// A worker that marks its start in `log` and then works for `work_ms`.
+pub fn marking(name: &'static str, log: &Log, work_ms: u64) -> WorkerSpec {
+    let log = log.clone();
+    WorkerSpec::new(name, move || {
+        let log = log.clone();
+        async move {
+            log.mark(name);
+            wait(work_ms).await;
+        }
+    })
+}
+
+/// Sets its flag when dropped: proves that a cancelled future was dropped.
+pub struct DropFlag(pub Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
