@@ -87,7 +87,6 @@ impl StateMap {
 #[doc(hidden)]
 pub struct RunInput {
     pub(crate) context: Context,
-    pub(crate) states: Arc<StateMap>,
 }
 
 /// A type a worker fn can take as an argument: [`Context`] or [`State<T>`].
@@ -127,7 +126,7 @@ impl<T: Clone + Send + Sync + 'static> WorkerArg for State<T> {
     fn from_run(input: &RunInput) -> Self {
         // Startup validation refuses to build an orchestrator whose workers ask
         // for state it does not have, so this lookup cannot miss.
-        State(input.states.get::<T>().expect("state presence is checked by startup validation"))
+        State(input.context.states().get::<T>().expect("state presence is checked by startup validation"))
     }
 }
 

@@ -10,39 +10,38 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::engine::AttemptResult;
 use crate::worker_fn::BoxRunFuture;
 
 /// Drives a body to its [`AttemptResult`].
-pub(crate) struct Attempt {
+pub(crate) struct Attempt<'a> {
     body: BoxRunFuture,
     timeout: Option<Duration>,
-    abort: Arc<CancellationToken>,
+    /// Borrowed from the lane, which awaits the attempt in place: a
+    /// `CancellationToken` clone would take a lock.
+    abort: &'a CancellationToken,
     /// Armed at the first `Pending`: the timeout and the abort listener.
-    waiting: Option<Box<Waiting>>,
+    waiting: Option<Box<Waiting<'a>>>,
 }
 
-struct Waiting {
+struct Waiting<'a> {
     deadline: Option<Pin<Box<Sleep>>>,
-    aborted: Pin<Box<WaitForCancellationFutureOwned>>,
+    aborted: Pin<Box<WaitForCancellationFuture<'a>>>,
 }
 
-impl Attempt {
-    /// `abort` is shared by the attempts of a lane: an `Arc` clone is an
-    /// atomic increment, a `CancellationToken` clone takes a lock.
-    pub(crate) fn new(body: BoxRunFuture, timeout: Option<Duration>, abort: Arc<CancellationToken>) -> Self {
+impl<'a> Attempt<'a> {
+    pub(crate) fn new(body: BoxRunFuture, timeout: Option<Duration>, abort: &'a CancellationToken) -> Self {
         Attempt { body, timeout, abort, waiting: None }
     }
 }
 
-impl Future for Attempt {
+impl Future for Attempt<'_> {
     type Output = AttemptResult;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<AttemptResult> {
@@ -62,7 +61,7 @@ impl Future for Attempt {
             // and reading the clock only here keeps instant attempts free of it.
             Box::new(Waiting {
                 deadline: timeout.map(|limit| Box::pin(tokio::time::sleep_until(Instant::now() + limit))),
-                aborted: Box::pin(CancellationToken::clone(&this.abort).cancelled_owned()),
+                aborted: Box::pin(this.abort.cancelled()),
             })
         });
         if let (Some(deadline), Some(limit)) = (&mut waiting.deadline, timeout)

@@ -21,9 +21,9 @@ use tracing::Instrument;
 
 use super::attempt::{Attempt, panic_message};
 use super::{Inner, Start};
-use crate::context::Context;
+use crate::context::{Context, WorkerScope};
 use crate::engine::AttemptResult;
-use crate::worker_fn::{RunFn, RunInput, StateMap};
+use crate::worker_fn::{RunFn, RunInput};
 
 /// The driver's end of a lane.
 pub(super) struct Lane {
@@ -40,11 +40,9 @@ struct Doorbell {
 
 /// What a lane needs to run its worker's attempts.
 pub(super) struct LaneContext {
-    pub name: Arc<str>,
+    pub scope: Arc<WorkerScope>,
     pub body: RunFn,
-    pub states: Arc<StateMap>,
-    pub stop: Arc<CancellationToken>,
-    pub abort: Arc<CancellationToken>,
+    pub abort: CancellationToken,
     pub inner: Arc<Inner>,
 }
 
@@ -99,14 +97,13 @@ impl Doorbell {
 
 async fn run_lane(doorbell: Arc<Doorbell>, lane: LaneContext) {
     while let Some(Start { worker, run, attempt, timeout, due }) = doorbell.next().await {
-        let context = Context::new(lane.name.clone(), run, attempt, due, lane.stop.clone());
-        let input = RunInput { context, states: lane.states.clone() };
-        let span = tracing::info_span!("attempt", worker = %lane.name, run_id = %run, attempt);
+        let input = RunInput { context: Context::new(lane.scope.clone(), run, attempt, due) };
+        let span = tracing::info_span!("attempt", worker = %lane.scope.name, run_id = %run, attempt);
         let result = async {
             // The body is called here, inside `catch_unwind`, so that a panic
             // before its first `.await` is caught like any other.
             let result = match std::panic::catch_unwind(AssertUnwindSafe(|| (lane.body)(input))) {
-                Ok(future) => Attempt::new(future, timeout, lane.abort.clone()).await,
+                Ok(future) => Attempt::new(future, timeout, &lane.abort).await,
                 Err(panic) => AttemptResult::Panicked(panic_message(panic.as_ref())),
             };
             match &result {

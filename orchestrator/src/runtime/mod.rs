@@ -25,7 +25,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::RunId;
+use crate::context::{RunId, WorkerScope};
 use crate::engine::{Action, AttemptResult, Engine, Event, Phase, WaiterId};
 use crate::error::Error;
 use crate::graph::WorkerId;
@@ -270,13 +270,16 @@ impl Inner {
         Lane::spawn(
             runtime,
             LaneContext {
-                name: config.name.clone(),
+                scope: Arc::new(WorkerScope {
+                    name: config.name.clone(),
+                    // A child per lane: cancelled with the rest, but its
+                    // reference count is the lane's own, not contended by
+                    // every run.
+                    stop: self.stop.child_token(),
+                    states: self.states.clone(),
+                }),
                 body: config.run.clone(),
-                states: self.states.clone(),
-                // A child per lane: cancelled with the rest, but its reference
-                // count is the lane's own, not contended by every run.
-                stop: Arc::new(self.stop.child_token()),
-                abort: Arc::new(self.abort.clone()),
+                abort: self.abort.clone(),
                 inner: self.clone(),
             },
         )
