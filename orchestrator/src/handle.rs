@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use crate::engine::{Event, TriggerRefusal};
 use crate::error::{ControlError, TriggerError};
 use crate::runtime::{self, Inner};
@@ -45,13 +47,16 @@ impl Handle {
     /// worker, it is disabled, it is running, or the orchestrator is shutting
     /// down.
     pub async fn trigger(&self, name: &str) -> Result<RunOutcome, TriggerError> {
-        let outcome = {
+        let Some(w) = self.inner.find(name) else {
+            return Err(TriggerError::UnknownWorker(name.to_string()));
+        };
+        // Everything that can be done before taking the lock is.
+        let (tx, outcome) = oneshot::channel();
+        let now = runtime::now();
+        {
             let mut shared = self.inner.lock();
-            let Some(w) = shared.engine.find(name) else {
-                return Err(TriggerError::UnknownWorker(name.to_string()));
-            };
-            let (waiter, outcome) = Inner::add_waiter(&mut shared);
-            if let Err(refusal) = shared.engine.trigger(runtime::now(), w, waiter) {
+            let waiter = Inner::add_waiter(&mut shared, tx);
+            if let Err(refusal) = shared.engine.trigger(now, w, waiter) {
                 Inner::forget_waiter(&mut shared, waiter);
                 return Err(match refusal {
                     TriggerRefusal::Disabled(reason) => {
@@ -61,8 +66,7 @@ impl Handle {
                     TriggerRefusal::ShuttingDown => TriggerError::ShuttingDown,
                 });
             }
-            outcome
-        };
+        }
         // The sender is dropped only when the orchestrator stops without
         // answering, which shutdown never does for an accepted trigger.
         outcome.await.map_err(|_| TriggerError::ShuttingDown)
@@ -83,9 +87,9 @@ impl Handle {
     }
 
     fn control(&self, name: &str, event: fn(usize) -> Event) -> Result<(), ControlError> {
-        let mut shared = self.inner.lock();
-        let w = shared.engine.find(name).ok_or_else(|| ControlError::UnknownWorker(name.to_string()))?;
-        shared.engine.handle(runtime::now(), event(w));
+        let w = self.inner.find(name).ok_or_else(|| ControlError::UnknownWorker(name.to_string()))?;
+        let now = runtime::now();
+        self.inner.lock().engine.handle(now, event(w));
         Ok(())
     }
 

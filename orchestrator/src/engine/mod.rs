@@ -116,6 +116,8 @@ pub(crate) struct Engine {
     next_run: u64,
     lifecycle: Lifecycle,
     started: Instant,
+    /// The latest instant an event was handled at.
+    now: Instant,
     clock: WallClock,
     /// Every fire that reached an outcome, for the property tests' reference
     /// model of the dependency rule.
@@ -162,6 +164,7 @@ impl Engine {
             next_run: 1,
             lifecycle: Lifecycle::Created,
             started: now,
+            now,
             clock: WallClock::new(now, DateTime::<Utc>::UNIX_EPOCH),
             #[cfg(test)]
             fire_log: Vec::new(),
@@ -186,6 +189,7 @@ impl Engine {
         &self.graph
     }
 
+    #[cfg(test)]
     pub(crate) fn find(&self, name: &str) -> Option<WorkerId> {
         // Workers are sorted by name.
         self.graph.workers.binary_search_by(|w| (*w.name).cmp(name)).ok()
@@ -229,11 +233,21 @@ impl Engine {
 
     // ----- events --------------------------------------------------------
 
+    /// The instant an event is handled at: `now`, or the latest instant seen
+    /// if `now` is older. Callers read the clock before taking the lock the
+    /// engine sits behind, so two events may arrive out of their clock
+    /// order; the engine's time still never goes backwards.
+    fn observe(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
     /// Begins scheduling at `now`, whose wall-clock time is `wall`: arms every
     /// enabled worker's first slot.
     pub(crate) fn start(&mut self, now: Instant, wall: DateTime<Utc>) {
         debug_assert_eq!(self.lifecycle, Lifecycle::Created);
         self.lifecycle = Lifecycle::Running;
+        let now = self.observe(now);
         self.started = now;
         self.clock = WallClock::new(now, wall);
         for w in 0..self.workers.len() {
@@ -248,6 +262,7 @@ impl Engine {
 
     /// Handles one event at `now`.
     pub(crate) fn handle(&mut self, now: Instant, event: Event) {
+        let now = self.observe(now);
         match event {
             Event::Timeout => self.on_timeout(now),
             Event::AttemptFinished { worker, run, result } => self.on_attempt_finished(now, worker, run, result),
@@ -262,6 +277,7 @@ impl Engine {
     /// through [`Action::Resolve`]. Joins the worker's pending fire if it has
     /// one. Before [`start`](Self::start), the fire waits for the start.
     pub(crate) fn trigger(&mut self, now: Instant, w: WorkerId, waiter: WaiterId) -> Result<(), TriggerRefusal> {
+        let now = self.observe(now);
         if self.lifecycle == Lifecycle::ShuttingDown {
             return Err(TriggerRefusal::ShuttingDown);
         }

@@ -505,3 +505,21 @@ fn continuous_worker_restarts_after_restart_delay() {
     sim.advance(s(2));
     assert_eq!(sim.starts_of("consumer"), [0.0, 7.0, 9.0]);
 }
+
+#[test]
+fn an_event_stamped_before_the_latest_one_is_handled_at_the_latest_instant() {
+    // The runtime reads the clock before taking the engine lock, so a report
+    // may reach the engine after an event stamped later.
+    let mut sim = Sim::new(vec![spec("job").delay(s(10))], 5);
+    let job = sim.id("job");
+    let (run, _) = sim.running["job"];
+    sim.running.clear();
+    let later = sim.t0 + s(3);
+    sim.engine.handle(later, Event::Timeout);
+    sim.engine.handle(sim.t0 + s(1), Event::AttemptFinished { worker: job, run, result: AttemptResult::Succeeded });
+    let stats = &sim.engine.state(job).stats;
+    assert_eq!(stats.last_finished, Some(later), "time went backwards");
+    assert_eq!(stats.last_duration, Some(s(3)));
+    // The next fixed-delay slot counts from the end as the engine saw it.
+    assert_eq!(sim.engine.next_deadline(), Some(later + s(10)));
+}

@@ -9,7 +9,7 @@ use crate::graph::WorkerId;
 use crate::spec::Priority;
 
 /// Identifies a caller waiting for the outcome of a fire (a trigger).
-pub(crate) type WaiterId = u64;
+pub(crate) type WaiterId = usize;
 
 /// The next scheduled slot of a worker, with its timer armed.
 #[derive(Debug, Clone, Copy)]

@@ -15,12 +15,12 @@ mod attempt;
 mod lane;
 mod signals;
 
-use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
+use slab::Slab;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
@@ -50,13 +50,15 @@ pub(crate) struct Inner {
     abort: CancellationToken,
     states: Arc<StateMap>,
     shutdown_timeout: Duration,
+    /// Every worker's name, indexed by its id.
+    names: Box<[Arc<str>]>,
 }
 
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) lifecycle: OrchestratorState,
-    waiters: HashMap<WaiterId, oneshot::Sender<RunOutcome>>,
-    next_waiter: WaiterId,
+    /// Triggers waiting for their run's outcome, by [`WaiterId`].
+    waiters: Slab<oneshot::Sender<RunOutcome>>,
     /// Set when shutdown is requested: when remaining runs are cancelled.
     shutdown_deadline: Option<std::time::Instant>,
     /// When the driver will next wake by itself (`None`: not before an event).
@@ -67,6 +69,9 @@ pub(crate) struct Shared {
     runtime: Option<tokio::runtime::Handle>,
     /// Lanes to wake once the lock is released.
     wakers: Vec<Waker>,
+    /// Triggers to answer once the lock is released (answering wakes the
+    /// caller's task, which may wake a sleeping runtime thread).
+    answers: Vec<(oneshot::Sender<RunOutcome>, RunOutcome)>,
 }
 
 /// An attempt to run, as the engine asked for it.
@@ -79,7 +84,8 @@ struct Start {
 }
 
 /// The current instant on tokio's clock (paused in tests), as the engine's
-/// `std` instant.
+/// `std` instant. Read before taking the engine lock, to keep the clock read
+/// out of the critical section; the engine orders the instants it is given.
 pub(crate) fn now() -> std::time::Instant {
     TokioInstant::now().into_std()
 }
@@ -114,17 +120,19 @@ impl Drop for Guard<'_> {
 
 impl Inner {
     pub(crate) fn new(engine: Engine, states: StateMap, shutdown_timeout: Duration) -> Self {
+        let names = (0..engine.len()).map(|w| engine.config(w).name.clone()).collect();
         Inner {
+            names,
             shared: Mutex::new(Shared {
                 engine,
                 lifecycle: OrchestratorState::Created,
-                waiters: HashMap::new(),
-                next_waiter: 1,
+                waiters: Slab::new(),
                 shutdown_deadline: None,
                 armed: None,
                 lanes: Vec::new(),
                 runtime: None,
                 wakers: Vec::new(),
+                answers: Vec::new(),
             }),
             wake: Notify::new(),
             stopped: CancellationToken::new(),
@@ -152,6 +160,7 @@ impl Inner {
                 (None, _) => false,
             };
         let wakers = std::mem::take(&mut shared.wakers);
+        let answers = std::mem::take(&mut shared.answers);
         drop(shared);
         if must_look {
             self.wake.notify_one();
@@ -159,11 +168,16 @@ impl Inner {
         for waker in wakers {
             waker.wake();
         }
+        for (tx, outcome) in answers {
+            // The caller may have stopped waiting; that is fine.
+            let _ = tx.send(outcome);
+        }
     }
 
     /// A lane's report: its attempt ended.
     fn attempt_finished(self: &Arc<Self>, worker: WorkerId, run: RunId, result: AttemptResult) {
-        self.lock().engine.handle(now(), Event::AttemptFinished { worker, run, result });
+        let now = now();
+        self.lock().engine.handle(now, Event::AttemptFinished { worker, run, result });
     }
 
     pub(crate) async fn stopped(&self) {
@@ -172,16 +186,19 @@ impl Inner {
 
     /// Registers a trigger's waiter; the engine answers it with
     /// [`Action::Resolve`].
-    pub(crate) fn add_waiter(shared: &mut Shared) -> (WaiterId, oneshot::Receiver<RunOutcome>) {
-        let id = shared.next_waiter;
-        shared.next_waiter += 1;
-        let (tx, rx) = oneshot::channel();
-        shared.waiters.insert(id, tx);
-        (id, rx)
+    pub(crate) fn add_waiter(shared: &mut Shared, tx: oneshot::Sender<RunOutcome>) -> WaiterId {
+        shared.waiters.insert(tx)
     }
 
     pub(crate) fn forget_waiter(shared: &mut Shared, id: WaiterId) {
-        shared.waiters.remove(&id);
+        shared.waiters.try_remove(id);
+    }
+
+    /// The id of the worker named `name`. Names never change after the
+    /// build, so this needs no lock.
+    pub(crate) fn find(&self, name: &str) -> Option<WorkerId> {
+        // Worker ids follow name order.
+        self.names.binary_search_by(|n| (**n).cmp(name)).ok()
     }
 
     /// Starts graceful shutdown (idempotent): no new runs; running ones are
@@ -255,9 +272,8 @@ impl Inner {
                     self.stop.cancel();
                 }
                 Action::Resolve { waiter, outcome } => {
-                    if let Some(tx) = shared.waiters.remove(&waiter) {
-                        // The caller may have stopped waiting; that is fine.
-                        let _ = tx.send(outcome);
+                    if let Some(tx) = shared.waiters.try_remove(waiter) {
+                        shared.answers.push((tx, outcome));
                     }
                 }
             }
