@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Doorbell;
 use crate::worker_fn::StateMap;
 
 /// The identity of one run of a worker, unique within an orchestrator.
@@ -57,15 +56,12 @@ pub struct Context {
 /// What every attempt of one worker shares, built once per worker: handing
 /// an attempt its `Context` then costs one reference-count increment on a
 /// cache line of that worker's own (no line shared by all workers, and no
-/// `CancellationToken` clone, which takes a lock). The lane's doorbell lives
-/// here too, so that a fire touches one small block of the worker's memory.
+/// `CancellationToken` clone, which takes a lock).
 pub(crate) struct WorkerScope {
     pub(crate) name: Arc<str>,
     /// Cancelled to ask the worker's running attempt to stop.
     pub(crate) stop: CancellationToken,
     pub(crate) states: Arc<StateMap>,
-    /// Where the runtime hands the worker's lane its next attempt.
-    pub(crate) doorbell: Doorbell,
 }
 
 impl Context {

@@ -75,9 +75,8 @@ pub(crate) enum AttemptResult {
 /// Something the driver must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
-    /// Start an attempt of `worker`'s body (with the worker's `timeout`);
-    /// `due` is when its fire was due.
-    Start { worker: WorkerId, run: RunId, attempt: u32, due: Instant },
+    /// Start an attempt of `worker`'s body; `due` is when its fire was due.
+    Start { worker: WorkerId, run: RunId, attempt: u32, timeout: Option<Duration>, due: Instant },
     /// Ask a running attempt to stop (its `Context` is cancelled).
     Cancel { worker: WorkerId, run: RunId },
     /// Answer a trigger with its run's outcome.
@@ -852,7 +851,13 @@ impl Engine {
         };
         run.phase = Phase::Executing { since: now };
         tracing::info!(worker = %config.name, run_id = %run.id, attempt = run.attempt, "run started");
-        self.actions.push_back(Action::Start { worker: w, run: run.id, attempt: run.attempt, due: run.fire.first_due });
+        self.actions.push_back(Action::Start {
+            worker: w,
+            run: run.id,
+            attempt: run.attempt,
+            timeout: config.timeout,
+            due: run.fire.first_due,
+        });
         if !continuous {
             self.executing += 1;
         }

@@ -14,7 +14,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
@@ -24,19 +23,16 @@ use super::attempt::{Attempt, panic_message};
 use super::{Inner, Start};
 use crate::context::{Context, WorkerScope};
 use crate::engine::AttemptResult;
-use crate::graph::WorkerId;
 use crate::worker_fn::{RunFn, RunInput};
 
 /// The driver's end of a lane.
 pub(super) struct Lane {
-    scope: Arc<WorkerScope>,
+    doorbell: Arc<Doorbell>,
 }
 
-/// Hands one attempt at a time to the lane. It lives in the worker's
-/// [`WorkerScope`], the allocation every attempt's `Context` points to, so
-/// that a fire touches one small block of the worker's memory on each side.
+/// Hands one attempt at a time to the lane.
 #[derive(Default)]
-pub(crate) struct Doorbell {
+struct Doorbell {
     next: Mutex<Option<Start>>,
     waker: AtomicWaker,
     closed: AtomicBool,
@@ -45,8 +41,6 @@ pub(crate) struct Doorbell {
 /// What a lane needs to run its worker's attempts.
 pub(super) struct LaneContext {
     pub scope: Arc<WorkerScope>,
-    pub worker: WorkerId,
-    pub timeout: Option<Duration>,
     pub body: RunFn,
     pub abort: CancellationToken,
     pub inner: Arc<Inner>,
@@ -55,9 +49,9 @@ pub(super) struct LaneContext {
 impl Lane {
     /// Spawns the lane's task.
     pub(super) fn spawn(runtime: &tokio::runtime::Handle, context: LaneContext) -> Self {
-        let scope = context.scope.clone();
-        runtime.spawn(run_lane(context));
-        Lane { scope }
+        let doorbell = Arc::new(Doorbell::default());
+        runtime.spawn(run_lane(doorbell.clone(), context));
+        Lane { doorbell }
     }
 
     /// Hands the lane its next attempt, and returns the waker to call once
@@ -65,17 +59,16 @@ impl Lane {
     /// find the attempt when it next looks). The engine starts an attempt of
     /// a worker only after the previous one reported, so the lane is idle.
     pub(super) fn start(&self, start: Start) -> Option<Waker> {
-        let doorbell = &self.scope.doorbell;
-        let previous = doorbell.next.lock().unwrap_or_else(PoisonError::into_inner).replace(start);
+        let previous = self.doorbell.next.lock().unwrap_or_else(PoisonError::into_inner).replace(start);
         debug_assert!(previous.is_none(), "a worker's attempts never overlap");
-        doorbell.waker.take()
+        self.doorbell.waker.take()
     }
 }
 
 impl Drop for Lane {
     fn drop(&mut self) {
-        self.scope.doorbell.closed.store(true, Ordering::Release);
-        self.scope.doorbell.waker.wake();
+        self.doorbell.closed.store(true, Ordering::Release);
+        self.doorbell.waker.wake();
     }
 }
 
@@ -102,9 +95,8 @@ impl Doorbell {
     }
 }
 
-async fn run_lane(lane: LaneContext) {
-    let (worker, timeout) = (lane.worker, lane.timeout);
-    while let Some(Start { run, attempt, due }) = lane.scope.doorbell.next().await {
+async fn run_lane(doorbell: Arc<Doorbell>, lane: LaneContext) {
+    while let Some(Start { worker, run, attempt, timeout, due }) = doorbell.next().await {
         let input = RunInput { context: Context::new(lane.scope.clone(), run, attempt, due) };
         let span = tracing::info_span!("attempt", worker = %lane.scope.name, run_id = %run, attempt);
         let result = async {

@@ -32,7 +32,6 @@ use crate::graph::WorkerId;
 use crate::status::{OrchestratorState, RunOutcome};
 use crate::worker_fn::StateMap;
 
-pub(crate) use lane::Doorbell;
 use lane::{Lane, LaneContext};
 pub(crate) use signals::Signals;
 
@@ -77,8 +76,10 @@ pub(crate) struct Shared {
 
 /// An attempt to run, as the engine asked for it.
 struct Start {
+    worker: WorkerId,
     run: RunId,
     attempt: u32,
+    timeout: Option<Duration>,
     due: TokioInstant,
 }
 
@@ -257,8 +258,8 @@ impl Inner {
     fn carry_out(self: &Arc<Self>, shared: &mut Shared) {
         while let Some(action) = shared.engine.poll_action() {
             match action {
-                Action::Start { worker, run, attempt, due } => {
-                    let start = Start { run, attempt, due: TokioInstant::from_std(due) };
+                Action::Start { worker, run, attempt, timeout, due } => {
+                    let start = Start { worker, run, attempt, timeout, due: TokioInstant::from_std(due) };
                     if shared.lanes[worker].is_none() {
                         let lane = self.spawn_lane(shared, worker);
                         shared.lanes[worker] = Some(lane);
@@ -292,10 +293,7 @@ impl Inner {
                     // every run.
                     stop: self.stop.child_token(),
                     states: self.states.clone(),
-                    doorbell: Doorbell::default(),
                 }),
-                worker,
-                timeout: config.timeout,
                 body: config.run.clone(),
                 abort: self.abort.clone(),
                 inner: self.clone(),
