@@ -25,6 +25,26 @@ pub(crate) struct Graph {
     pub workers: Vec<WorkerConfig>,
     /// Per worker (same index), its resolved edges.
     pub edges: Vec<Edges>,
+    /// Per worker: whether it has any edge at all.
+    related: Vec<bool>,
+}
+
+impl Graph {
+    pub(crate) fn new(workers: Vec<WorkerConfig>, edges: Vec<Edges>) -> Self {
+        let related = edges
+            .iter()
+            .map(|e| !(e.depends_on.is_empty() && e.dependents.is_empty() && e.conflicts.is_empty()))
+            .collect();
+        Graph { workers, edges, related }
+    }
+
+    /// `w`'s edges. Most workers have none; for those this reads a dense
+    /// flag instead of their `Edges` (three vectors on a cache line of their
+    /// own), which on a burst of fires saves a cache miss per look.
+    pub(crate) fn edges_of(&self, w: WorkerId) -> &Edges {
+        static NONE: Edges = Edges { depends_on: Vec::new(), dependents: Vec::new(), conflicts: Vec::new() };
+        if self.related[w] { &self.edges[w] } else { &NONE }
+    }
 }
 
 /// One worker's resolved relations, each sorted and without duplicates.
@@ -94,7 +114,7 @@ pub(crate) fn validate(specs: Vec<WorkerSpec>, states: &StateMap) -> Result<Grap
 
     if problems.is_empty() {
         let edges = relations.into_edges();
-        Ok(Graph { workers, edges })
+        Ok(Graph::new(workers, edges))
     } else {
         sort_problems(&mut problems);
         Err(BuildError::new(problems))

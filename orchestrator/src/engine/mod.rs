@@ -365,7 +365,7 @@ impl Engine {
     /// A fire due at `due` arrives for `w`: becomes its pending fire, merges
     /// into the pending one, or is dropped, following `misfire`.
     fn offer_fire(&mut self, w: WorkerId, due: Instant, misfire: Misfire, waiter: Option<WaiterId>) {
-        let deps = self.graph.edges[w].depends_on.len();
+        let deps = self.graph.edges_of(w).depends_on.len();
         let blocked = misfire == Misfire::Skip && self.is_blocks_excluded(w);
         let state = &mut self.workers[w];
         let waiters = waiter.into_iter();
@@ -417,11 +417,11 @@ impl Engine {
     /// fires come due at the same instant, or when a Triggered dependency is
     /// fired by its own dependencies completing.)
     fn unsettle_dependents(&mut self, w: WorkerId, due: Instant) {
-        for &d in &self.graph.edges[w].dependents {
+        for &d in &self.graph.edges_of(w).dependents {
             if let Some(fire) = self.workers[d].pending.as_mut()
                 && fire.due >= due
             {
-                let position = self.graph.edges[d].depends_on.binary_search(&w).expect("edges are symmetric");
+                let position = self.graph.edges_of(d).depends_on.binary_search(&w).expect("edges are symmetric");
                 fire.settled[position] = None;
             }
         }
@@ -535,8 +535,8 @@ impl Engine {
             self.record_dependency_success(now, w);
         }
         self.mark_dirty(w);
-        for i in 0..self.graph.edges[w].conflicts.len() {
-            let c = self.graph.edges[w].conflicts[i];
+        for i in 0..self.graph.edges_of(w).conflicts.len() {
+            let c = self.graph.edges_of(w).conflicts[i];
             self.mark_dirty(c);
         }
     }
@@ -544,12 +544,12 @@ impl Engine {
     /// Triggered dependents of `w` fire once all their dependencies have
     /// succeeded since their previous fire.
     fn record_dependency_success(&mut self, now: Instant, w: WorkerId) {
-        for i in 0..self.graph.edges[w].dependents.len() {
-            let d = self.graph.edges[w].dependents[i];
+        for i in 0..self.graph.edges_of(w).dependents.len() {
+            let d = self.graph.edges_of(w).dependents[i];
             if !matches!(self.graph.workers[d].schedule, Schedule::Triggered) || !self.workers[d].enabled() {
                 continue;
             }
-            let position = self.graph.edges[d].depends_on.binary_search(&w).expect("edges are symmetric");
+            let position = self.graph.edges_of(d).depends_on.binary_search(&w).expect("edges are symmetric");
             let fresh = &mut self.workers[d].fresh;
             fresh[position] = true;
             if fresh.iter().all(|f| *f) {
@@ -707,7 +707,7 @@ impl Engine {
             }
             Dependencies::Satisfied => {}
         }
-        if let Some(by) = self.graph.edges[w].conflicts.iter().copied().find(|&c| self.workers[c].run.is_some()) {
+        if let Some(by) = self.graph.edges_of(w).conflicts.iter().copied().find(|&c| self.workers[c].run.is_some()) {
             self.workers[w].wait = Some(Wait::Excluded { by });
             return;
         }
@@ -735,7 +735,7 @@ impl Engine {
 
     /// Settles what can be settled of `w`'s pending fire's dependencies.
     fn check_dependencies(&mut self, w: WorkerId) -> Dependencies {
-        let edges = &self.graph.edges[w];
+        let edges = &self.graph.edges_of(w);
         if edges.depends_on.is_empty() {
             return Dependencies::Satisfied;
         }
@@ -778,11 +778,11 @@ impl Engine {
     /// may not have been evaluated since, e.g. while its own run was going).
     fn settle_before_newer_fire(&mut self, w: WorkerId, first_due: Instant) {
         let Some(last) = self.workers[w].last_fire else { return };
-        for &d in &self.graph.edges[w].dependents {
+        for &d in &self.graph.edges_of(w).dependents {
             if let Some(fire) = self.workers[d].pending.as_mut()
                 && fire.due < first_due
             {
-                let position = self.graph.edges[d].depends_on.binary_search(&w).expect("edges are symmetric");
+                let position = self.graph.edges_of(d).depends_on.binary_search(&w).expect("edges are symmetric");
                 fire.settled[position].get_or_insert(last.succeeded);
             }
         }
@@ -862,8 +862,8 @@ impl Engine {
             self.executing += 1;
         }
         // Conflicting workers may not start now: take them out of the queue.
-        for i in 0..self.graph.edges[w].conflicts.len() {
-            let c = self.graph.edges[w].conflicts[i];
+        for i in 0..self.graph.edges_of(w).conflicts.len() {
+            let c = self.graph.edges_of(w).conflicts[i];
             if let Some(key) = self.workers[c].ready.take() {
                 self.ready.remove(&key);
             }
@@ -907,7 +907,7 @@ impl Engine {
     /// Whether a worker `w` lists in `blocks` (either direction), as opposed to
     /// a dependency relation, has a run in progress.
     fn is_blocks_excluded(&self, w: WorkerId) -> bool {
-        let edges = &self.graph.edges[w];
+        let edges = &self.graph.edges_of(w);
         edges.conflicts.iter().any(|&c| {
             self.workers[c].run.is_some()
                 && edges.depends_on.binary_search(&c).is_err()
@@ -929,8 +929,8 @@ impl Engine {
     }
 
     fn mark_dependents_dirty(&mut self, w: WorkerId) {
-        for i in 0..self.graph.edges[w].dependents.len() {
-            let d = self.graph.edges[w].dependents[i];
+        for i in 0..self.graph.edges_of(w).dependents.len() {
+            let d = self.graph.edges_of(w).dependents[i];
             if self.workers[d].pending.is_some() {
                 self.mark_dirty(d);
             }
