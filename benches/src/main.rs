@@ -10,8 +10,12 @@
 //!
 //! Every measurement runs in a fresh child process (this binary re-executed
 //! with a hidden `--child` argument), so that the CPU time and peak RSS of one
-//! workload are not polluted by another's. The parent only schedules children,
-//! collects what they print and renders the report; it never measures.
+//! workload are not polluted by another's. One child can be run by hand, to
+//! profile it (see the README's "Where the time goes"):
+//! `orchestrator-bench --child orchestrator W1 workers=10000 interval_ms=1000 run_for_ms=6000`
+//! (`floor` for the floor; the keys are those of `Case::to_args`). The
+//! parent only schedules children, collects what they print and renders the
+//! report; it never measures.
 //!
 //! The exit status is non-zero when something is functionally wrong (a lost
 //! fire, a violated priority order, a chain that does not complete, a child
