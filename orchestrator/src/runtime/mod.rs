@@ -7,9 +7,11 @@
 //! reporting an attempt. Releasing the lock ([`Guard`]'s drop) carries out
 //! the queued actions: hand lanes their attempts, cancel the stop token,
 //! answer triggers, wake the driver if its deadline moved earlier or all has
-//! stopped; the lanes themselves are woken after the lock is released. So a
-//! completion or a trigger never waits for a round trip through the driver.
-//! Nothing here decides anything about scheduling.
+//! stopped; the lanes and the triggers' callers are woken only after the
+//! lock is released, and the clock is read before it is taken, so the lock
+//! is held for deciding only. A completion or a trigger never waits for a
+//! round trip through the driver. Nothing here decides anything about
+//! scheduling.
 
 mod attempt;
 mod lane;
