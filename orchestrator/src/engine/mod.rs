@@ -474,11 +474,12 @@ impl Engine {
         // Read in place and then dropped: moving the whole `Run` out costs a
         // copy of a cold cache line or two on every fire.
         let Some(run) = state.run.as_mut() else { return };
+        #[cfg(test)]
+        let first_due = run.fire.first_due;
         let run = FinishedRun {
             id: run.id,
             attempt: run.attempt,
             started: run.started,
-            first_due: run.fire.first_due,
             waiters: std::mem::take(&mut run.fire.waiters),
         };
         state.run = None;
@@ -519,7 +520,7 @@ impl Engine {
         }
         state.last_fire = Some(FinishedFire { succeeded });
         #[cfg(test)]
-        self.fire_log.push(FireLog { worker: w, first_due: run.first_due, succeeded });
+        self.fire_log.push(FireLog { worker: w, first_due, succeeded });
         let consecutive = stats.consecutive_failures;
         let last_error = stats.last_error.clone();
         self.resolve(run.waiters, &outcome);
@@ -943,8 +944,6 @@ struct FinishedRun {
     id: RunId,
     attempt: u32,
     started: Instant,
-    #[cfg_attr(not(test), allow(dead_code))]
-    first_due: Instant,
     waiters: Vec<WaiterId>,
 }
 

@@ -3,11 +3,13 @@
 //!
 //! A worker never overlaps itself, so its attempts need no task each: the
 //! engine's caller rings the lane's doorbell with the next attempt, and the
-//! lane runs it and feeds the outcome to the engine itself. Compared with a `tokio::spawn` per attempt, a fire
-//! then costs a wake-up instead of a task allocation, its registration in
-//! the runtime's task list and a round of reference counting, which at
-//! thousands of fires per second was most of the driver's time. The lane is
-//! spawned at the worker's first attempt and ends when the driver stops.
+//! lane runs it and feeds the outcome to the engine itself. Compared with a
+//! `tokio::spawn` per attempt, a fire then costs a wake-up instead of a task
+//! allocation, its registration in the runtime's task list and a round of
+//! reference counting, which at thousands of fires per second was most of
+//! the driver's time. Scheduled and Continuous workers get their lane when
+//! the driver starts, Triggered workers at their first attempt; every lane
+//! ends when the driver stops.
 
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;

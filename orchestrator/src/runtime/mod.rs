@@ -31,6 +31,7 @@ use crate::context::{RunId, WorkerScope};
 use crate::engine::{Action, AttemptResult, Engine, Event, Phase, WaiterId};
 use crate::error::Error;
 use crate::graph::WorkerId;
+use crate::spec::WorkerConfig;
 use crate::status::{OrchestratorState, RunOutcome};
 use crate::worker_fn::StateMap;
 
@@ -262,11 +263,7 @@ impl Inner {
             match action {
                 Action::Start { worker, run, attempt, timeout, due } => {
                     let start = Start { worker, run, attempt, timeout, due: TokioInstant::from_std(due) };
-                    if shared.lanes[worker].is_none() {
-                        let lane = self.spawn_lane(shared, worker);
-                        shared.lanes[worker] = Some(lane);
-                    }
-                    let waker = shared.lanes[worker].as_ref().expect("spawned above").start(start);
+                    let waker = self.lane(shared, worker).start(start);
                     shared.wakers.extend(waker);
                 }
                 Action::Cancel { worker, run } => {
@@ -282,9 +279,17 @@ impl Inner {
         }
     }
 
-    fn spawn_lane(self: &Arc<Self>, shared: &Shared, worker: WorkerId) -> Lane {
-        let config = shared.engine.config(worker);
-        let runtime = shared.runtime.as_ref().expect("lanes are spawned once the driver runs");
+    /// `worker`'s lane, spawned if it has none yet.
+    fn lane<'s>(self: &Arc<Self>, shared: &'s mut Shared, worker: WorkerId) -> &'s Lane {
+        if shared.lanes[worker].is_none() {
+            let config = shared.engine.config(worker);
+            let runtime = shared.runtime.as_ref().expect("lanes are spawned once the driver runs");
+            shared.lanes[worker] = Some(self.spawn_lane(runtime, config));
+        }
+        shared.lanes[worker].as_ref().expect("spawned above")
+    }
+
+    fn spawn_lane(self: &Arc<Self>, runtime: &tokio::runtime::Handle, config: &WorkerConfig) -> Lane {
         Lane::spawn(
             runtime,
             LaneContext {
@@ -320,8 +325,7 @@ impl Inner {
             // theirs at their first run.
             for worker in 0..workers {
                 if !matches!(shared.engine.config(worker).schedule, crate::spec::Schedule::Triggered) {
-                    let lane = self.spawn_lane(&shared, worker);
-                    shared.lanes[worker] = Some(lane);
+                    self.lane(&mut shared, worker);
                 }
             }
             shared.engine.start(now(), chrono::Utc::now());
