@@ -40,7 +40,7 @@ use crate::spec::{Misfire, Schedule, WorkerConfig};
 use crate::status::RunOutcome;
 
 use timers::{Timer, TimerKind, Timers};
-pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
+pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, Waiters, WorkerRecord};
 use worker::{FinishedFire, Fire, ReadyKey, Slot};
 
 /// Something that happened, fed to [`Engine::handle`].
@@ -916,7 +916,7 @@ impl Engine {
         })
     }
 
-    fn resolve(&mut self, waiters: Vec<WaiterId>, outcome: &RunOutcome) {
+    fn resolve(&mut self, waiters: Waiters, outcome: &RunOutcome) {
         for waiter in waiters {
             self.actions.push_back(Action::Resolve { waiter, outcome: outcome.clone() });
         }
@@ -944,7 +944,7 @@ struct FinishedRun {
     id: RunId,
     attempt: u32,
     started: Instant,
-    waiters: Vec<WaiterId>,
+    waiters: Waiters,
 }
 
 enum Dependencies {

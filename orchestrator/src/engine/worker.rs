@@ -4,12 +4,22 @@
 
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use crate::context::RunId;
 use crate::graph::WorkerId;
 use crate::spec::Priority;
 
 /// Identifies a caller waiting for the outcome of a fire (a trigger).
 pub(crate) type WaiterId = usize;
+
+/// The callers waiting for one fire: nearly always none or one, kept inline
+/// so that a trigger costs no allocation.
+pub(crate) type Waiters = SmallVec<[WaiterId; 1]>;
+
+/// Per-dependency verdicts of a fire (see [`Fire::settled`]), inline for up
+/// to eight dependencies so that a fire costs no allocation.
+pub(crate) type Verdicts = SmallVec<[Option<bool>; 8]>;
 
 /// The next scheduled slot of a worker, with its timer armed.
 #[derive(Debug, Clone, Copy)]
@@ -31,17 +41,17 @@ pub(crate) struct Fire {
     /// measures lateness.
     pub first_due: Instant,
     /// Callers of `trigger` waiting for this fire's outcome.
-    pub waiters: Vec<WaiterId>,
+    pub waiters: Waiters,
     /// Per dependency (same order as the graph's `depends_on`): `None` while
     /// its relevant fire (its latest fire due at or before `due`) has not
     /// finished, then whether it succeeded. Settled once, so a dependency
     /// running again later cannot change the verdict.
-    pub settled: Vec<Option<bool>>,
+    pub settled: Verdicts,
 }
 
 impl Fire {
     pub(crate) fn new(due: Instant, dependencies: usize) -> Self {
-        Fire { due, first_due: due, waiters: Vec::new(), settled: vec![None; dependencies] }
+        Fire { due, first_due: due, waiters: Waiters::new(), settled: smallvec::smallvec![None; dependencies] }
     }
 }
 

@@ -162,16 +162,16 @@ impl Inner {
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-        let wakers = std::mem::take(&mut shared.wakers);
-        let answers = std::mem::take(&mut shared.answers);
+        let (waker, wakers) = take_few(&mut shared.wakers);
+        let (answer, answers) = take_few(&mut shared.answers);
         drop(shared);
         if must_look {
             self.wake.notify_one();
         }
-        for waker in wakers {
+        for waker in waker.into_iter().chain(wakers) {
             waker.wake();
         }
-        for (tx, outcome) in answers {
+        for (tx, outcome) in answer.into_iter().chain(answers) {
             // The caller may have stopped waiting; that is fine.
             let _ = tx.send(outcome);
         }
@@ -386,6 +386,13 @@ impl Inner {
         self.stopped.cancel();
         Ok(())
     }
+}
+
+/// Takes what `buffer` holds. A single item (the usual case: one lane to
+/// wake, one trigger to answer) is popped, so the buffer keeps its
+/// allocation and the next lock holder does not allocate again.
+fn take_few<T>(buffer: &mut Vec<T>) -> (Option<T>, Vec<T>) {
+    if buffer.len() <= 1 { (buffer.pop(), Vec::new()) } else { (None, std::mem::take(buffer)) }
 }
 
 async fn wait_signal(signals: &mut Option<Signals>) {
