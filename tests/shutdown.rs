@@ -84,3 +84,20 @@ async fn no_run_starts_after_shutdown_is_requested() {
     wait(10_000).await;
     assert_eq!(log.times("tick"), [0]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn once_stopped_nothing_of_the_workers_is_kept() {
+    // The application state is held by every worker's lane; it must be
+    // released once the orchestrator has stopped and its handles are gone.
+    let state = Arc::new(());
+    let held = Arc::downgrade(&state);
+    let tick = WorkerSpec::new("tick", |_: orchestrator::State<Arc<()>>| async {}).interval(Duration::from_secs(1));
+    let on_demand = WorkerSpec::new("on-demand", |_: orchestrator::State<Arc<()>>| async {});
+    let (handle, task) = start(builder().state(state).worker(tick).worker(on_demand));
+    assert!(handle.trigger("on-demand").await.unwrap().is_success());
+    wait(2_500).await;
+    common::stop(handle, task).await;
+    // Lanes end at their next poll; one round of the scheduler gives them it.
+    tokio::task::yield_now().await;
+    assert_eq!(held.strong_count(), 0, "a lane outlived the orchestrator");
+}

@@ -56,26 +56,25 @@ impl Lane {
         Lane { doorbell }
     }
 
-    /// Hands the lane its next attempt, and returns the waker to call once
-    /// the engine lock is released (`None` if the lane is not parked: it will
-    /// find the attempt when it next looks). The engine starts an attempt of
-    /// a worker only after the previous one reported, so the lane is idle.
+    /// Hands the lane its next attempt, and returns the waker to call (`None`
+    /// if the lane is not parked: it will find the attempt when it next
+    /// looks). The engine starts an attempt of a worker only after the
+    /// previous one reported, so the lane is idle.
     pub(super) fn start(&self, start: Start) -> Option<Waker> {
         let previous = self.doorbell.next.lock().unwrap_or_else(PoisonError::into_inner).replace(start);
         debug_assert!(previous.is_none(), "a worker's attempts never overlap");
         self.doorbell.waker.take()
     }
-}
 
-impl Drop for Lane {
-    fn drop(&mut self) {
+    /// Ends the lane's task once it has run what it was handed.
+    pub(super) fn close(&self) {
         self.doorbell.closed.store(true, Ordering::Release);
         self.doorbell.waker.wake();
     }
 }
 
 impl Doorbell {
-    /// The next attempt, or `None` once the driver has let go of the lane.
+    /// The next attempt, or `None` once the lane is closed.
     async fn next(&self) -> Option<Start> {
         poll_fn(|cx| {
             for round in 0..2 {

@@ -5,11 +5,11 @@
 //! under that lock: a handle call, the driver loop (which sleeps until the
 //! engine's next deadline, or a signal, and handles time), or a worker's lane
 //! reporting an attempt. Releasing the lock ([`Guard`]'s drop) carries out
-//! the queued actions: hand lanes their attempts, cancel the stop token,
-//! answer triggers, wake the driver if its deadline moved earlier or all has
-//! stopped; the lanes and the triggers' callers are woken only after the
-//! lock is released, and the clock is read before it is taken, so the lock
-//! is held for deciding only. A completion or a trigger never waits for a
+//! the queued actions: cancel the stop token, wake the driver if its
+//! deadline moved earlier or all has stopped, and, once the lock is
+//! released, hand lanes their attempts and answer triggers. The lanes live
+//! outside the lock and the clock is read before it is taken, so the lock is
+//! held for deciding only. A completion or a trigger never waits for a
 //! round trip through the driver. Nothing here decides anything about
 //! scheduling.
 
@@ -18,8 +18,7 @@ mod lane;
 mod signals;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use slab::Slab;
@@ -31,9 +30,8 @@ use crate::context::{RunId, WorkerScope};
 use crate::engine::{Action, AttemptResult, Engine, Event, Phase, WaiterId};
 use crate::error::Error;
 use crate::graph::WorkerId;
-use crate::spec::WorkerConfig;
 use crate::status::{OrchestratorState, RunOutcome};
-use crate::worker_fn::StateMap;
+use crate::worker_fn::{RunFn, StateMap};
 
 use lane::{Lane, LaneContext};
 pub(crate) use signals::Signals;
@@ -55,6 +53,16 @@ pub(crate) struct Inner {
     shutdown_timeout: Duration,
     /// Every worker's name, indexed by its id.
     names: Box<[Arc<str>]>,
+    /// Every worker's body, indexed by its id, for spawning its lane.
+    bodies: Box<[RunFn]>,
+    /// Each worker's lane, spawned at its first attempt (Scheduled and
+    /// Continuous workers: when the driver starts). Outside the engine lock:
+    /// ringing a lane's doorbell touches memory the lane's thread owns,
+    /// which would otherwise lengthen every critical section.
+    lanes: Box<[OnceLock<Lane>]>,
+    /// The runtime lanes are spawned on (handle calls may come from
+    /// elsewhere), set when the driver starts.
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 pub(crate) struct Shared {
@@ -66,12 +74,8 @@ pub(crate) struct Shared {
     shutdown_deadline: Option<std::time::Instant>,
     /// When the driver will next wake by itself (`None`: not before an event).
     armed: Option<std::time::Instant>,
-    /// Each worker's lane, spawned at its first attempt; empty once stopped.
-    lanes: Vec<Option<Lane>>,
-    /// The runtime lanes are spawned on (handle calls may come from elsewhere).
-    runtime: Option<tokio::runtime::Handle>,
-    /// Lanes to wake once the lock is released.
-    wakers: Vec<Waker>,
+    /// Attempts to hand to their lanes once the lock is released.
+    starts: Vec<Start>,
     /// Triggers to answer once the lock is released (answering wakes the
     /// caller's task, which may wake a sleeping runtime thread).
     answers: Vec<(oneshot::Sender<RunOutcome>, RunOutcome)>,
@@ -94,7 +98,7 @@ pub(crate) fn now() -> std::time::Instant {
 }
 
 /// The engine lock. Dropping it carries out the engine's actions, releases
-/// the lock, then wakes the lanes.
+/// the lock, then starts the attempts and answers the triggers.
 pub(crate) struct Guard<'a> {
     inner: &'a Arc<Inner>,
     shared: Option<MutexGuard<'a, Shared>>,
@@ -123,18 +127,19 @@ impl Drop for Guard<'_> {
 
 impl Inner {
     pub(crate) fn new(engine: Engine, states: StateMap, shutdown_timeout: Duration) -> Self {
-        let names = (0..engine.len()).map(|w| engine.config(w).name.clone()).collect();
+        let workers = engine.len();
         Inner {
-            names,
+            names: (0..workers).map(|w| engine.config(w).name.clone()).collect(),
+            bodies: (0..workers).map(|w| engine.config(w).run.clone()).collect(),
+            lanes: (0..workers).map(|_| OnceLock::new()).collect(),
+            runtime: OnceLock::new(),
             shared: Mutex::new(Shared {
                 engine,
                 lifecycle: OrchestratorState::Created,
                 waiters: Slab::new(),
                 shutdown_deadline: None,
                 armed: None,
-                lanes: Vec::new(),
-                runtime: None,
-                wakers: Vec::new(),
+                starts: Vec::new(),
                 answers: Vec::new(),
             }),
             wake: Notify::new(),
@@ -162,14 +167,18 @@ impl Inner {
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-        let (waker, wakers) = take_few(&mut shared.wakers);
+        let (start, starts) = take_few(&mut shared.starts);
         let (answer, answers) = take_few(&mut shared.answers);
         drop(shared);
         if must_look {
             self.wake.notify_one();
         }
-        for waker in waker.into_iter().chain(wakers) {
-            waker.wake();
+        // Each lane is woken as soon as it has its attempt, so that in a
+        // burst the first lanes run while the rest are being handed theirs.
+        for start in start.into_iter().chain(starts) {
+            if let Some(waker) = self.lane(start.worker).start(start) {
+                waker.wake();
+            }
         }
         for (tx, outcome) in answer.into_iter().chain(answers) {
             // The caller may have stopped waiting; that is fine.
@@ -262,9 +271,7 @@ impl Inner {
         while let Some(action) = shared.engine.poll_action() {
             match action {
                 Action::Start { worker, run, attempt, timeout, due } => {
-                    let start = Start { worker, run, attempt, timeout, due: TokioInstant::from_std(due) };
-                    let waker = self.lane(shared, worker).start(start);
-                    shared.wakers.extend(waker);
+                    shared.starts.push(Start { worker, run, attempt, timeout, due: TokioInstant::from_std(due) });
                 }
                 Action::Cancel { worker, run } => {
                     tracing::debug!(worker = %shared.engine.config(worker).name, run_id = %run, "asking to stop");
@@ -280,28 +287,25 @@ impl Inner {
     }
 
     /// `worker`'s lane, spawned if it has none yet.
-    fn lane<'s>(self: &Arc<Self>, shared: &'s mut Shared, worker: WorkerId) -> &'s Lane {
-        if shared.lanes[worker].is_none() {
-            let config = shared.engine.config(worker);
-            let runtime = shared.runtime.as_ref().expect("lanes are spawned once the driver runs");
-            shared.lanes[worker] = Some(self.spawn_lane(runtime, config));
-        }
-        shared.lanes[worker].as_ref().expect("spawned above")
+    fn lane(self: &Arc<Self>, worker: WorkerId) -> &Lane {
+        self.lanes[worker].get_or_init(|| self.spawn_lane(worker))
     }
 
-    fn spawn_lane(self: &Arc<Self>, runtime: &tokio::runtime::Handle, config: &WorkerConfig) -> Lane {
+    fn spawn_lane(self: &Arc<Self>, worker: WorkerId) -> Lane {
+        // The engine issues attempts only once the driver has started.
+        let runtime = self.runtime.get().expect("lanes are spawned once the driver runs");
         Lane::spawn(
             runtime,
             LaneContext {
                 scope: Arc::new(WorkerScope {
-                    name: config.name.clone(),
+                    name: self.names[worker].clone(),
                     // A child per lane: cancelled with the rest, but its
                     // reference count is the lane's own, not contended by
                     // every run.
                     stop: self.stop.child_token(),
                     states: self.states.clone(),
                 }),
-                body: config.run.clone(),
+                body: self.bodies[worker].clone(),
                 abort: self.abort.clone(),
                 inner: self.clone(),
             },
@@ -317,15 +321,13 @@ impl Inner {
             }
             shared.lifecycle = OrchestratorState::Running;
             tracing::info!(workers = shared.engine.len(), "orchestrator started");
-            let workers = shared.engine.len();
-            shared.lanes.resize_with(workers, || None);
-            shared.runtime = Some(tokio::runtime::Handle::current());
+            let _ = self.runtime.set(tokio::runtime::Handle::current());
             // Workers that will surely run get their lane now, so that the
             // first fires do not pay for spawning; Triggered workers get
             // theirs at their first run.
-            for worker in 0..workers {
+            for worker in 0..shared.engine.len() {
                 if !matches!(shared.engine.config(worker).schedule, crate::spec::Schedule::Triggered) {
-                    self.lane(&mut shared, worker);
+                    self.lane(worker);
                 }
             }
             shared.engine.start(now(), chrono::Utc::now());
@@ -379,8 +381,11 @@ impl Inner {
         {
             let mut shared = self.lock();
             shared.lifecycle = OrchestratorState::Stopped;
-            // Lanes end once their doorbell is dropped.
-            shared.lanes.clear();
+        }
+        // A stopped engine starts nothing more: the lanes can end (each
+        // holds this `Inner`, so they must be told).
+        for lane in self.lanes.iter().filter_map(OnceLock::get) {
+            lane.close();
         }
         tracing::info!("orchestrator stopped");
         self.stopped.cancel();
@@ -388,8 +393,8 @@ impl Inner {
     }
 }
 
-/// Takes what `buffer` holds. A single item (the usual case: one lane to
-/// wake, one trigger to answer) is popped, so the buffer keeps its
+/// Takes what `buffer` holds. A single item (the usual case: one attempt to
+/// start, one trigger to answer) is popped, so the buffer keeps its
 /// allocation and the next lock holder does not allocate again.
 fn take_few<T>(buffer: &mut Vec<T>) -> (Option<T>, Vec<T>) {
     if buffer.len() <= 1 { (buffer.pop(), Vec::new()) } else { (None, std::mem::take(buffer)) }
