@@ -99,25 +99,35 @@ enum Lifecycle {
 }
 
 /// The scheduling state machine.
+///
+/// Laid out by hand: the fields nearly every event writes come first, in the
+/// first two cache lines (the struct is line-aligned), apart from the ones
+/// that are only read. The engine is used by whichever thread holds its lock,
+/// and under concurrent triggers the lock moves between cores on every
+/// acquisition: each cache line an event writes then has to follow it, and
+/// a read-only field sharing such a line would too.
+#[repr(C, align(64))]
 pub(crate) struct Engine {
-    graph: Graph,
-    workers: Vec<WorkerRecord>,
-    max_concurrent: usize,
+    // Written by nearly every event.
+    /// The latest instant an event was handled at.
+    now: Instant,
     /// Attempts executing that hold a concurrency slot.
     executing: usize,
     /// Runs in progress (any phase, Continuous included).
     runs_in_progress: usize,
-    ready: BTreeSet<ReadyKey>,
-    timers: Timers,
-    dirty: Vec<WorkerId>,
-    is_dirty: Vec<bool>,
-    actions: VecDeque<Action>,
-    rng: fastrand::Rng,
     next_run: u64,
+    rng: fastrand::Rng,
+    actions: VecDeque<Action>,
+    dirty: Vec<WorkerId>,
+    ready: BTreeSet<ReadyKey>,
+    // Read by nearly every event, written rarely.
     lifecycle: Lifecycle,
+    max_concurrent: usize,
+    workers: Vec<WorkerRecord>,
+    is_dirty: Vec<bool>,
+    graph: Graph,
+    timers: Timers,
     started: Instant,
-    /// The latest instant an event was handled at.
-    now: Instant,
     clock: WallClock,
     /// Every fire that reached an outcome, for the property tests' reference
     /// model of the dependency rule.

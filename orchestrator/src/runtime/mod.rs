@@ -65,20 +65,24 @@ pub(crate) struct Inner {
     runtime: OnceLock<tokio::runtime::Handle>,
 }
 
+/// What the engine lock guards. In declaration order (see [`Engine`]'s
+/// layout): the engine, whose size is a whole number of cache lines, then
+/// what a trigger or a completion writes besides it, in two lines.
+#[repr(C)]
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
-    pub(crate) lifecycle: OrchestratorState,
     /// Triggers waiting for their run's outcome, by [`WaiterId`].
     waiters: Slab<oneshot::Sender<RunOutcome>>,
-    /// Set when shutdown is requested: when remaining runs are cancelled.
-    shutdown_deadline: Option<std::time::Instant>,
-    /// When the driver will next wake by itself (`None`: not before an event).
-    armed: Option<std::time::Instant>,
     /// Attempts to hand to their lanes once the lock is released.
     starts: Vec<Start>,
     /// Triggers to answer once the lock is released (answering wakes the
     /// caller's task, which may wake a sleeping runtime thread).
     answers: Vec<(oneshot::Sender<RunOutcome>, RunOutcome)>,
+    /// When the driver will next wake by itself (`None`: not before an event).
+    armed: Option<std::time::Instant>,
+    pub(crate) lifecycle: OrchestratorState,
+    /// Set when shutdown is requested: when remaining runs are cancelled.
+    shutdown_deadline: Option<std::time::Instant>,
 }
 
 /// An attempt to run, as the engine asked for it.
