@@ -236,6 +236,11 @@ impl Engine {
         self.timers.next_deadline()
     }
 
+    /// How many actions are queued (see [`poll_action`](Self::poll_action)).
+    pub(crate) fn pending_actions(&self) -> usize {
+        self.actions.len()
+    }
+
     /// The next action for the driver to carry out.
     pub(crate) fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
