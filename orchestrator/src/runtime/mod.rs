@@ -18,6 +18,7 @@ mod lane;
 mod signals;
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub(crate) struct Inner {
     /// The runtime lanes are spawned on (handle calls may come from
     /// elsewhere), set when the driver starts.
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// Set when the driver closes the lanes (see [`Inner::lane`]).
+    lanes_closed: AtomicBool,
 }
 
 /// What the engine lock guards. In declaration order (see [`Engine`]'s
@@ -133,6 +136,7 @@ impl Inner {
             bodies: (0..workers).map(|w| engine.config(w).run.clone()).collect(),
             lanes: (0..workers).map(|_| OnceLock::new()).collect(),
             runtime: OnceLock::new(),
+            lanes_closed: AtomicBool::new(false),
             shared: Mutex::new(Shared {
                 engine,
                 lifecycle: OrchestratorState::Created,
@@ -289,7 +293,24 @@ impl Inner {
 
     /// `worker`'s lane, spawned if it has none yet.
     fn lane(self: &Arc<Self>, worker: WorkerId) -> &Lane {
-        self.lanes[worker].get_or_init(|| self.spawn_lane(worker))
+        let mut spawned = false;
+        let lane = self.lanes[worker].get_or_init(|| {
+            spawned = true;
+            self.spawn_lane(worker)
+        });
+        // An attempt is handed over after the lock is released, so a forced
+        // stop can end the engine, and the driver close the lanes, between
+        // the decision and this first spawn. Either the driver's pass sees
+        // this lane or this sees the driver's flag (the two fences order
+        // them), so the lane cannot outlive the orchestrator: it runs the
+        // attempt it is handed, whose abort is already signalled, and ends.
+        if spawned {
+            fence(Ordering::SeqCst);
+            if self.lanes_closed.load(Ordering::Relaxed) {
+                lane.close();
+            }
+        }
+        lane
     }
 
     fn spawn_lane(self: &Arc<Self>, worker: WorkerId) -> Lane {
@@ -384,7 +405,10 @@ impl Inner {
             shared.lifecycle = OrchestratorState::Stopped;
         }
         // A stopped engine starts nothing more: the lanes can end (each
-        // holds this `Inner`, so they must be told).
+        // holds this `Inner`, so they must be told). See `lane` for a lane
+        // spawned while this runs.
+        self.lanes_closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         for lane in self.lanes.iter().filter_map(OnceLock::get) {
             lane.close();
         }
