@@ -40,8 +40,8 @@ use crate::spec::{Misfire, Schedule, WorkerConfig};
 use crate::status::RunOutcome;
 
 use timers::{Timer, TimerKind, Timers};
-pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, Waiters, WorkerRecord};
-use worker::{FinishedFire, Fire, ReadyKey, Slot};
+pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
+use worker::{FinishedFire, Fire, ReadyKey, Slot, Waiters};
 
 /// Something that happened, fed to [`Engine::handle`].
 #[derive(Debug)]
@@ -120,7 +120,8 @@ pub(crate) struct Engine {
     actions: VecDeque<Action>,
     dirty: Vec<WorkerId>,
     ready: BTreeSet<ReadyKey>,
-    // Read by nearly every event, written rarely.
+    // Read by nearly every event, written by few: the timers when a slot
+    // is armed, the rest only at start and at shutdown.
     lifecycle: Lifecycle,
     max_concurrent: usize,
     workers: Vec<WorkerRecord>,
