@@ -41,7 +41,7 @@ use crate::status::RunOutcome;
 
 use timers::{Timer, TimerKind, Timers};
 pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
-use worker::{FinishedFire, Fire, ReadyKey, Slot, Waiters};
+use worker::{FinishedFire, Fire, Kind, ReadyKey, Slot, Traits, Waiters};
 
 /// Something that happened, fed to [`Engine::handle`].
 #[derive(Debug)]
@@ -125,6 +125,8 @@ pub(crate) struct Engine {
     lifecycle: Lifecycle,
     max_concurrent: usize,
     workers: Vec<WorkerRecord>,
+    /// Per worker, what every fire reads of its configuration.
+    traits: Vec<Traits>,
     is_dirty: Vec<bool>,
     graph: Graph,
     timers: Timers,
@@ -160,7 +162,9 @@ impl Engine {
             })
             .collect();
         let n = graph.workers.len();
+        let traits = graph.workers.iter().zip(&graph.edges).map(|(config, edges)| Traits::new(config, edges)).collect();
         Engine {
+            traits,
             graph,
             workers,
             max_concurrent: max_concurrent.max(1),
@@ -339,15 +343,16 @@ impl Engine {
 
     /// A scheduled slot was reached: arm the next one and offer the fire.
     fn on_slot(&mut self, now: Instant, w: WorkerId, slot: Slot) {
-        let config = &self.graph.workers[w];
-        let misfire = config.misfire;
-        let passed = match &config.schedule {
-            Schedule::Interval(period) => {
-                let (next, passed) = schedule::next_interval(slot.nominal, *period, now);
+        let traits = self.traits[w];
+        let misfire = traits.misfire;
+        let passed = match &traits.kind {
+            Kind::Interval => {
+                let (next, passed) = schedule::next_interval(slot.nominal, traits.period(), now);
                 self.arm_slot(w, next);
                 passed
             }
-            Schedule::Cron(cron) => {
+            Kind::Cron => {
+                let Schedule::Cron(cron) = &self.graph.workers[w].schedule else { unreachable!("a Cron kind") };
                 // Slots passed while the process could not process them
                 // (suspended, starved) count as missed or merged.
                 let mut passed = 0;
@@ -365,8 +370,8 @@ impl Engine {
                 }
                 passed
             }
-            Schedule::Delay(_) | Schedule::Continuous { .. } => 0,
-            Schedule::Triggered => unreachable!("Triggered workers have no slots"),
+            Kind::Delay | Kind::Continuous => 0,
+            Kind::Triggered => unreachable!("Triggered workers have no slots"),
         };
         if passed > 0 {
             let stats = &mut self.workers[w].stats;
@@ -381,8 +386,9 @@ impl Engine {
     /// A fire due at `due` arrives for `w`: becomes its pending fire, merges
     /// into the pending one, or is dropped, following `misfire`.
     fn offer_fire(&mut self, w: WorkerId, due: Instant, misfire: Misfire, waiter: Option<WaiterId>) {
-        let deps = self.graph.edges_of(w).depends_on.len();
-        let blocked = misfire == Misfire::Skip && self.is_blocks_excluded(w);
+        let isolated = self.traits[w].isolated;
+        let deps = if isolated { 0 } else { self.graph.edges_of(w).depends_on.len() };
+        let blocked = misfire == Misfire::Skip && !isolated && self.is_blocks_excluded(w);
         let state = &mut self.workers[w];
         let waiters = waiter.into_iter();
         let mut new_fire = true;
@@ -433,6 +439,9 @@ impl Engine {
     /// fires come due at the same instant, or when a Triggered dependency is
     /// fired by its own dependencies completing.)
     fn unsettle_dependents(&mut self, w: WorkerId, due: Instant) {
+        if self.traits[w].isolated {
+            return;
+        }
         for &d in &self.graph.edges_of(w).dependents {
             if let Some(fire) = self.workers[d].pending.as_mut()
                 && fire.due >= due
@@ -485,7 +494,7 @@ impl Engine {
     /// waited on it move.
     fn finish_run(&mut self, now: Instant, w: WorkerId, outcome: RunOutcome) {
         let config = &self.graph.workers[w];
-        let threshold = config.max_consecutive_failures;
+        let threshold = self.traits[w].max_consecutive_failures;
         let state = &mut self.workers[w];
         // Read in place and then dropped: moving the whole `Run` out costs a
         // copy of a cold cache line or two on every fire.
@@ -561,9 +570,12 @@ impl Engine {
     /// Triggered dependents of `w` fire once all their dependencies have
     /// succeeded since their previous fire.
     fn record_dependency_success(&mut self, now: Instant, w: WorkerId) {
+        if self.traits[w].isolated {
+            return;
+        }
         for i in 0..self.graph.edges_of(w).dependents.len() {
             let d = self.graph.edges_of(w).dependents[i];
-            if !matches!(self.graph.workers[d].schedule, Schedule::Triggered) || !self.workers[d].enabled() {
+            if self.traits[d].kind != Kind::Triggered || !self.workers[d].enabled() {
                 continue;
             }
             let position = self.graph.edges_of(d).depends_on.binary_search(&w).expect("edges are symmetric");
@@ -578,10 +590,9 @@ impl Engine {
 
     /// After a run ends: fixed-delay and Continuous schedules arm their next slot.
     fn arm_after_run(&mut self, now: Instant, w: WorkerId) {
-        match self.graph.workers[w].schedule {
-            Schedule::Delay(delay) => self.arm_slot(w, now + delay),
-            Schedule::Continuous { restart_delay } => self.arm_slot(w, now + restart_delay),
-            _ => {}
+        let traits = self.traits[w];
+        if matches!(traits.kind, Kind::Delay | Kind::Continuous) {
+            self.arm_slot(w, now + traits.period());
         }
     }
 
@@ -695,7 +706,7 @@ impl Engine {
         if let Some(key) = self.workers[w].ready.take() {
             self.ready.remove(&key);
         }
-        let priority = self.graph.workers[w].priority;
+        let priority = self.traits[w].priority;
         let state = &self.workers[w];
         if let Some(run) = &state.run {
             // A queued retry only waits for a slot: no conflicting run can have
@@ -724,7 +735,9 @@ impl Engine {
             }
             Dependencies::Satisfied => {}
         }
-        if let Some(by) = self.graph.edges_of(w).conflicts.iter().copied().find(|&c| self.workers[c].run.is_some()) {
+        if !self.traits[w].isolated
+            && let Some(by) = self.graph.edges_of(w).conflicts.iter().copied().find(|&c| self.workers[c].run.is_some())
+        {
             self.workers[w].wait = Some(Wait::Excluded { by });
             return;
         }
@@ -752,6 +765,9 @@ impl Engine {
 
     /// Settles what can be settled of `w`'s pending fire's dependencies.
     fn check_dependencies(&mut self, w: WorkerId) -> Dependencies {
+        if self.traits[w].isolated {
+            return Dependencies::Satisfied;
+        }
         let edges = &self.graph.edges_of(w);
         if edges.depends_on.is_empty() {
             return Dependencies::Satisfied;
@@ -794,6 +810,9 @@ impl Engine {
     /// `w` are taken now, from the outcome that is still theirs (a dependent
     /// may not have been evaluated since, e.g. while its own run was going).
     fn settle_before_newer_fire(&mut self, w: WorkerId, first_due: Instant) {
+        if self.traits[w].isolated {
+            return;
+        }
         let Some(last) = self.workers[w].last_fire else { return };
         for &d in &self.graph.edges_of(w).dependents {
             if let Some(fire) = self.workers[d].pending.as_mut()
@@ -822,7 +841,7 @@ impl Engine {
         self.fire_log.push(FireLog { worker: w, first_due: fire.first_due, succeeded: false });
         self.resolve(fire.waiters, &RunOutcome::UpstreamFailed { dependency: dependency_name });
         // A fixed-delay schedule counts the skipped fire as its previous run.
-        if matches!(self.graph.workers[w].schedule, Schedule::Delay(_)) && self.workers[w].enabled() {
+        if self.traits[w].kind == Kind::Delay && self.workers[w].enabled() {
             self.arm_after_run(now, w);
         }
         self.mark_dependents_dirty(w);
@@ -836,7 +855,8 @@ impl Engine {
             self.settle_before_newer_fire(w, fire.first_due);
         }
         let config = &self.graph.workers[w];
-        let continuous = matches!(config.schedule, Schedule::Continuous { .. });
+        let traits = self.traits[w];
+        let continuous = traits.kind == Kind::Continuous;
         let state = &mut self.workers[w];
         state.wait = None;
         let run = match &mut state.run {
@@ -872,11 +892,14 @@ impl Engine {
             worker: w,
             run: run.id,
             attempt: run.attempt,
-            timeout: config.timeout,
+            timeout: traits.timeout(),
             due: run.fire.first_due,
         });
         if !continuous {
             self.executing += 1;
+        }
+        if traits.isolated {
+            return;
         }
         // Conflicting workers may not start now: take them out of the queue.
         for i in 0..self.graph.edges_of(w).conflicts.len() {
@@ -892,7 +915,7 @@ impl Engine {
     // ----- helpers -------------------------------------------------------
 
     fn arm_slot(&mut self, w: WorkerId, nominal: Instant) {
-        let jitter = schedule::random_up_to(&mut self.rng, self.graph.workers[w].jitter);
+        let jitter = schedule::random_up_to(&mut self.rng, self.traits[w].jitter());
         let state = &mut self.workers[w];
         state.slot_generation = state.slot_generation.wrapping_add(1);
         let slot = Slot { nominal, due: nominal + jitter };
@@ -918,7 +941,7 @@ impl Engine {
     }
 
     fn is_continuous(&self, w: WorkerId) -> bool {
-        matches!(self.graph.workers[w].schedule, Schedule::Continuous { .. })
+        self.traits[w].kind == Kind::Continuous
     }
 
     /// Whether a worker `w` lists in `blocks` (either direction), as opposed to
@@ -946,6 +969,9 @@ impl Engine {
     }
 
     fn mark_dependents_dirty(&mut self, w: WorkerId) {
+        if self.traits[w].isolated {
+            return;
+        }
         for i in 0..self.graph.edges_of(w).dependents.len() {
             let d = self.graph.edges_of(w).dependents[i];
             if self.workers[d].pending.is_some() {

@@ -523,3 +523,30 @@ fn an_event_stamped_before_the_latest_one_is_handled_at_the_latest_instant() {
     // The next fixed-delay slot counts from the end as the engine saw it.
     assert_eq!(sim.engine.next_deadline(), Some(later + s(10)));
 }
+
+#[test]
+fn traits_keep_what_every_fire_reads_of_the_configuration() {
+    use super::worker::{Kind, Traits};
+    let specs = vec![
+        spec("a").interval(Duration::from_millis(1500)).timeout(Duration::from_millis(250)).priority(Priority::High),
+        spec("b").delay(s(3)).jitter(Duration::from_millis(20)).misfire(Misfire::Skip),
+        spec("c").mode(Mode::Triggered).blocks("b"),
+        spec("d").mode(Mode::Continuous),
+    ];
+    let graph = crate::graph::validate(specs, &crate::worker_fn::StateMap::default()).expect("valid");
+    let traits: Vec<Traits> = graph.workers.iter().zip(&graph.edges).map(|(c, e)| Traits::new(c, e)).collect();
+    let (a, b, c, d) = (traits[0], traits[1], traits[2], traits[3]);
+    assert_eq!(
+        (a.kind, a.period(), a.timeout(), a.priority),
+        (Kind::Interval, Duration::from_millis(1500), Some(Duration::from_millis(250)), Priority::High)
+    );
+    assert_eq!(
+        (b.kind, b.period(), b.timeout(), b.jitter(), b.misfire),
+        (Kind::Delay, s(3), Some(s(60)), Duration::from_millis(20), Misfire::Skip)
+    );
+    assert_eq!(c.kind, Kind::Triggered);
+    // Continuous: no timeout by default; the period is the restart delay.
+    assert_eq!((d.kind, d.timeout(), d.period()), (Kind::Continuous, None, s(1)));
+    // `b` and `c` conflict; `a` stands alone.
+    assert_eq!((a.isolated, b.isolated, c.isolated), (true, false, false));
+}
