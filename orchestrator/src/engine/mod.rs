@@ -158,7 +158,7 @@ impl Engine {
             .map(|(config, edges)| {
                 let disabled = (!config.enabled).then_some(Disabled::Configured);
                 let fresh = if matches!(config.schedule, Schedule::Triggered) { edges.depends_on.len() } else { 0 };
-                WorkerRecord::new(disabled, fresh)
+                WorkerRecord::new(disabled, edges.depends_on.len(), fresh)
             })
             .collect();
         let n = graph.workers.len();
@@ -399,17 +399,22 @@ impl Engine {
                     // The catch-up run stands for the freshest slot: its
                     // dependencies are judged anew against that slot.
                     fire.due = due;
-                    fire.settled.fill(None);
+                    if deps > 0 {
+                        state.verdicts.fill(None);
+                    }
                     state.stats.coalesced += 1;
                 }
                 fire.waiters.extend(waiters);
             }
             (Some(fire), _, Misfire::Skip) => {
                 // The old fire did not start before the next slot: missed.
-                let mut replacement = Fire::new(due, deps);
+                let mut replacement = Fire::new(due);
                 replacement.waiters = std::mem::take(&mut fire.waiters);
                 replacement.waiters.extend(waiters);
                 *fire = replacement;
+                if deps > 0 {
+                    state.verdicts.fill(None);
+                }
                 state.stats.missed += 1;
             }
             (None, Some(_), Misfire::Skip) => {
@@ -421,9 +426,12 @@ impl Engine {
                 state.stats.missed += 1;
             }
             (None, _, _) => {
-                let mut fire = Fire::new(due, deps);
+                let mut fire = Fire::new(due);
                 fire.waiters.extend(waiters);
                 state.pending = Some(fire);
+                if deps > 0 {
+                    state.verdicts.fill(None);
+                }
             }
         }
         if new_fire {
@@ -443,11 +451,10 @@ impl Engine {
             return;
         }
         for &d in &self.graph.edges_of(w).dependents {
-            if let Some(fire) = self.workers[d].pending.as_mut()
-                && fire.due >= due
-            {
+            let dependent = &mut self.workers[d];
+            if dependent.pending.as_ref().is_some_and(|fire| fire.due >= due) {
                 let position = self.graph.edges_of(d).depends_on.binary_search(&w).expect("edges are symmetric");
-                fire.settled[position] = None;
+                dependent.verdicts[position] = None;
             }
         }
     }
@@ -480,9 +487,9 @@ impl Engine {
                 worker = %config.name, run_id = %run, attempt, error = %error,
                 retry_in = %crate::spec::HumanDuration(pause), "attempt failed, retrying"
             );
-            let r = self.workers[w].run.as_mut().expect("checked above");
-            r.last_error = Some(error);
-            r.phase = Phase::Backoff { until };
+            let state = &mut self.workers[w];
+            state.retry_error = Some(error);
+            state.run.as_mut().expect("checked above").phase = Phase::Backoff { until };
             self.timers.push(until, Timer { worker: w, kind: TimerKind::Retry { run } });
             self.mark_dirty(w);
         } else {
@@ -508,6 +515,9 @@ impl Engine {
             waiters: std::mem::take(&mut run.fire.waiters),
         };
         state.run = None;
+        if run.attempt > 1 {
+            state.retry_error = None;
+        }
         self.runs_in_progress -= 1;
         if let Some(key) = state.ready.take() {
             self.ready.remove(&key);
@@ -643,7 +653,7 @@ impl Engine {
         if let Some(run) = &self.workers[w].run
             && !matches!(run.phase, Phase::Executing { .. })
         {
-            let error = run.last_error.clone().unwrap_or_default();
+            let error = self.workers[w].retry_error.take().unwrap_or_default();
             self.finish_run(now, w, RunOutcome::Failed { error });
         }
         self.mark_dirty(w);
@@ -774,19 +784,20 @@ impl Engine {
         }
         // Taken out while the other workers are read; `w` is never its own
         // dependency (validation rejects cycles).
-        let mut fire = self.workers[w].pending.take().expect("evaluated with a pending fire");
+        let mut verdicts = std::mem::take(&mut self.workers[w].verdicts);
+        let due = self.workers[w].pending.as_ref().expect("evaluated with a pending fire").due;
         let mut first_wait = None;
         for (i, &dep) in edges.depends_on.iter().enumerate() {
-            if fire.settled[i].is_some() {
+            if verdicts[i].is_some() {
                 continue;
             }
             let d = &self.workers[dep];
             let why = if !d.enabled() {
                 Some(DependencyWait::Disabled)
-            } else if d.run.is_some() || d.pending.as_ref().is_some_and(|p| p.first_due <= fire.due) {
+            } else if d.run.is_some() || d.pending.as_ref().is_some_and(|p| p.first_due <= due) {
                 Some(DependencyWait::NotFinished)
             } else if let Some(last) = d.last_fire {
-                fire.settled[i] = Some(last.succeeded);
+                verdicts[i] = Some(last.succeeded);
                 None
             } else {
                 Some(DependencyWait::NeverRan)
@@ -795,8 +806,8 @@ impl Engine {
                 first_wait.get_or_insert(Wait::Dependency { dependency: dep, why });
             }
         }
-        let failed = fire.settled.iter().position(|s| *s == Some(false)).map(|i| edges.depends_on[i]);
-        self.workers[w].pending = Some(fire);
+        let failed = verdicts.iter().position(|s| *s == Some(false)).map(|i| edges.depends_on[i]);
+        self.workers[w].verdicts = verdicts;
         match (failed, first_wait) {
             (Some(dependency), _) => Dependencies::Failed(dependency),
             (None, Some(wait)) => Dependencies::Wait(wait),
@@ -815,11 +826,10 @@ impl Engine {
         }
         let Some(last) = self.workers[w].last_fire else { return };
         for &d in &self.graph.edges_of(w).dependents {
-            if let Some(fire) = self.workers[d].pending.as_mut()
-                && fire.due < first_due
-            {
+            let dependent = &mut self.workers[d];
+            if dependent.pending.as_ref().is_some_and(|fire| fire.due < first_due) {
                 let position = self.graph.edges_of(d).depends_on.binary_search(&w).expect("edges are symmetric");
-                fire.settled[position].get_or_insert(last.succeeded);
+                dependent.verdicts[position].get_or_insert(last.succeeded);
             }
         }
     }
@@ -876,14 +886,7 @@ impl Engine {
                 stats.last_lateness = Some(lateness);
                 stats.total_lateness += lateness;
                 stats.max_lateness = stats.max_lateness.max(lateness);
-                state.run.insert(Run {
-                    id,
-                    fire,
-                    attempt: 1,
-                    phase: Phase::Queued { since: now },
-                    started: now,
-                    last_error: None,
-                })
+                state.run.insert(Run { id, attempt: 1, phase: Phase::Queued { since: now }, started: now, fire })
             }
         };
         run.phase = Phase::Executing { since: now };

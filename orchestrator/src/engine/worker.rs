@@ -17,8 +17,9 @@ pub(crate) type WaiterId = usize;
 /// so that a trigger costs no allocation.
 pub(crate) type Waiters = SmallVec<[WaiterId; 1]>;
 
-/// Per-dependency verdicts of a fire (see [`Fire::settled`]), inline for up
-/// to eight dependencies so that a fire costs no allocation.
+/// Per-dependency verdicts of a pending fire (see
+/// [`WorkerRecord::verdicts`]), inline for up to eight dependencies so that a
+/// fire costs no allocation.
 pub(crate) type Verdicts = SmallVec<[Option<bool>; 8]>;
 
 /// The next scheduled slot of a worker, with its timer armed.
@@ -42,16 +43,11 @@ pub(crate) struct Fire {
     pub first_due: Instant,
     /// Callers of `trigger` waiting for this fire's outcome.
     pub waiters: Waiters,
-    /// Per dependency (same order as the graph's `depends_on`): `None` while
-    /// its relevant fire (its latest fire due at or before `due`) has not
-    /// finished, then whether it succeeded. Settled once, so a dependency
-    /// running again later cannot change the verdict.
-    pub settled: Verdicts,
 }
 
 impl Fire {
-    pub(crate) fn new(due: Instant, dependencies: usize) -> Self {
-        Fire { due, first_due: due, waiters: Waiters::new(), settled: smallvec::smallvec![None; dependencies] }
+    pub(crate) fn new(due: Instant) -> Self {
+        Fire { due, first_due: due, waiters: Waiters::new() }
     }
 }
 
@@ -70,11 +66,10 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) struct Run {
     pub id: RunId,
-    pub fire: Fire,
     pub attempt: u32,
     pub phase: Phase,
     pub started: Instant,
-    pub last_error: Option<String>,
+    pub fire: Fire,
 }
 
 /// The last fire of a worker that reached an outcome.
@@ -168,10 +163,11 @@ pub(crate) type ReadyKey = (std::cmp::Reverse<Priority>, Instant, WorkerId);
 
 /// Everything the engine tracks about one worker.
 ///
-/// Laid out by hand, in the order a fire reads and writes the fields: in a
-/// burst of thousands of fires every record has left the cache since the
-/// previous burst, and a fire then pays one miss per cache line it touches
-/// (measured with cachegrind on W1, see the README's Performance section).
+/// Laid out by hand, in the order a fire reads and writes the fields, with
+/// what only relations and retries use at the end: in a burst of thousands
+/// of fires every record has left the cache since the previous burst, and a
+/// fire then pays one miss per cache line it touches (measured with
+/// cachegrind on W1, see the README's Performance section).
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct WorkerRecord {
@@ -179,21 +175,30 @@ pub(crate) struct WorkerRecord {
     pub slot_generation: u32,
     pub last_fire: Option<FinishedFire>,
     pub slot: Option<Slot>,
-    /// Its key while it sits in the ready queue.
-    pub ready: Option<ReadyKey>,
     /// Why its pending fire or queued attempt is not running.
     pub wait: Option<Wait>,
-    pub disabled: Option<Disabled>,
+    /// Its key while it sits in the ready queue.
+    pub ready: Option<ReadyKey>,
     pub pending: Option<Fire>,
     pub run: Option<Run>,
+    pub disabled: Option<Disabled>,
     pub stats: Stats,
+    // Used by workers with dependencies, and by runs that retry.
+    /// The pending fire's verdict per dependency (same order as the graph's
+    /// `depends_on`, always that long): `None` while the dependency's
+    /// relevant fire (its latest fire due at or before the pending fire's
+    /// `due`) has not finished, then whether it succeeded. Settled once, so
+    /// a dependency running again later cannot change the verdict.
+    pub verdicts: Verdicts,
+    /// The error of the run's last failed attempt, while it waits to retry.
+    pub retry_error: Option<String>,
     /// Triggered workers with dependencies: which dependencies (same order as
     /// `depends_on`) succeeded since this worker's previous fire.
     pub fresh: Vec<bool>,
 }
 
 impl WorkerRecord {
-    pub(crate) fn new(disabled: Option<Disabled>, fresh: usize) -> Self {
+    pub(crate) fn new(disabled: Option<Disabled>, dependencies: usize, fresh: usize) -> Self {
         WorkerRecord {
             disabled,
             slot: None,
@@ -201,6 +206,8 @@ impl WorkerRecord {
             pending: None,
             run: None,
             last_fire: None,
+            verdicts: smallvec::smallvec![None; dependencies],
+            retry_error: None,
             fresh: vec![false; fresh],
             ready: None,
             wait: None,
