@@ -36,6 +36,10 @@ pub(super) struct Lane {
 #[derive(Default)]
 struct Doorbell {
     next: Mutex<Option<Start>>,
+    /// Set after an attempt is put in `next`, cleared when the lane takes
+    /// it: the lane looks at this flag, not the lock, when it checks for
+    /// work before parking (twice per attempt; see [`Doorbell::next`]).
+    rung: AtomicBool,
     waker: AtomicWaker,
     closed: AtomicBool,
 }
@@ -63,6 +67,7 @@ impl Lane {
     pub(super) fn start(&self, start: Start) -> Option<Waker> {
         let previous = self.doorbell.next.lock().unwrap_or_else(PoisonError::into_inner).replace(start);
         debug_assert!(previous.is_none(), "a worker's attempts never overlap");
+        self.doorbell.rung.store(true, Ordering::Release);
         self.doorbell.waker.take()
     }
 
@@ -78,8 +83,11 @@ impl Doorbell {
     async fn next(&self) -> Option<Start> {
         poll_fn(|cx| {
             for round in 0..2 {
-                if let Some(start) = self.next.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                    return Poll::Ready(Some(start));
+                if self.rung.load(Ordering::Acquire) {
+                    self.rung.store(false, Ordering::Relaxed);
+                    if let Some(start) = self.next.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                        return Poll::Ready(Some(start));
+                    }
                 }
                 if self.closed.load(Ordering::Acquire) {
                     return Poll::Ready(None);
