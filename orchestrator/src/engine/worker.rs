@@ -253,6 +253,9 @@ pub(crate) struct Traits {
     pub isolated: bool,
 }
 
+// The 32 bytes the docs promise (two per cache line).
+const _: () = assert!(std::mem::size_of::<Traits>() == 32);
+
 impl Traits {
     pub(crate) fn new(config: &WorkerConfig, edges: &Edges) -> Self {
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1);
