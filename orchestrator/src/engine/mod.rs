@@ -387,21 +387,21 @@ impl Engine {
     /// into the pending one, or is dropped, following `misfire`.
     fn offer_fire(&mut self, w: WorkerId, due: Instant, misfire: Misfire, waiter: Option<WaiterId>) {
         let isolated = self.traits[w].isolated;
-        let deps = if isolated { 0 } else { self.graph.edges_of(w).depends_on.len() };
+        let has_dependencies = !isolated && !self.graph.edges_of(w).depends_on.is_empty();
         let blocked = misfire == Misfire::Skip && !isolated && self.is_blocks_excluded(w);
         let state = &mut self.workers[w];
         let waiters = waiter.into_iter();
         let mut new_fire = true;
+        // The pending fire's dependencies are to be judged anew.
+        let mut rejudge = true;
         match (&mut state.pending, &state.run, misfire) {
             (Some(fire), _, Misfire::FireOnce) => {
                 new_fire = false;
-                if due > fire.due {
-                    // The catch-up run stands for the freshest slot: its
-                    // dependencies are judged anew against that slot.
+                // The catch-up run stands for the freshest slot: its
+                // dependencies are judged anew against that slot.
+                rejudge = due > fire.due;
+                if rejudge {
                     fire.due = due;
-                    if deps > 0 {
-                        state.verdicts.fill(None);
-                    }
                     state.stats.coalesced += 1;
                 }
                 fire.waiters.extend(waiters);
@@ -412,27 +412,26 @@ impl Engine {
                 replacement.waiters = std::mem::take(&mut fire.waiters);
                 replacement.waiters.extend(waiters);
                 *fire = replacement;
-                if deps > 0 {
-                    state.verdicts.fill(None);
-                }
                 state.stats.missed += 1;
             }
             (None, Some(_), Misfire::Skip) => {
-                new_fire = false;
+                (new_fire, rejudge) = (false, false);
                 state.stats.missed += 1;
             }
             (None, None, Misfire::Skip) if blocked => {
-                new_fire = false;
+                (new_fire, rejudge) = (false, false);
                 state.stats.missed += 1;
             }
             (None, _, _) => {
                 let mut fire = Fire::new(due);
                 fire.waiters.extend(waiters);
                 state.pending = Some(fire);
-                if deps > 0 {
-                    state.verdicts.fill(None);
-                }
             }
+        }
+        // Only workers with dependencies have verdicts: the others do not
+        // touch that (cold) part of their record.
+        if rejudge && has_dependencies {
+            state.verdicts.fill(None);
         }
         if new_fire {
             self.unsettle_dependents(w, due);

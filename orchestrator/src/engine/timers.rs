@@ -70,11 +70,7 @@ impl Timers {
     /// The earliest instant a timer is set for.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let bucketed = self.buckets.first_key_value().map(|(at, _)| *at);
-        let staged = self.staged.as_ref().map(|(at, _)| *at);
-        match (bucketed, staged) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        bucketed.into_iter().chain(self.staged.as_ref().map(|(at, _)| *at)).min()
     }
 
     /// Takes the earliest bucket if it is due at `now`; hand it back with
