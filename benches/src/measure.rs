@@ -140,9 +140,15 @@ pub struct StartLog {
     origin: Instant,
     capacity: usize,
     counts: Box<[AtomicU32]>,
-    /// Nanoseconds since `origin`.
+    /// Nanoseconds since `origin` in the low [`NANOS_BITS`] bits, and the
+    /// CPU of [`record_on_cpu`](Self::record_on_cpu) in the top byte: one
+    /// store, on the line the instant goes to anyway.
     nanos: Box<[AtomicU64]>,
 }
+
+/// The bits of a [`StartLog`] entry that hold the instant (2^56 ns is over
+/// two years).
+const NANOS_BITS: u32 = 56;
 
 impl StartLog {
     pub fn new(workers: usize, capacity: usize, origin: Instant) -> Self {
@@ -157,10 +163,28 @@ impl StartLog {
     /// Appends `at` to `worker`'s entries (counted but not stored beyond the
     /// capacity).
     pub fn record(&self, worker: usize, at: Instant) {
+        self.store(worker, at, 0);
+    }
+
+    /// [`record`](Self::record), with the CPU the calling thread runs on
+    /// (see [`cpu`](Self::cpu)).
+    pub fn record_on_cpu(&self, worker: usize, at: Instant) {
+        // SAFETY: sched_getcpu has no preconditions; it returns -1 on error.
+        let cpu = unsafe { libc::sched_getcpu() };
+        self.store(worker, at, u8::try_from(cpu).unwrap_or(u8::MAX));
+    }
+
+    fn store(&self, worker: usize, at: Instant, cpu: u8) {
         let index = self.counts[worker].fetch_add(1, Relaxed) as usize;
         if index < self.capacity {
-            self.nanos[worker * self.capacity + index].store(nanos(at.saturating_duration_since(self.origin)), Relaxed);
+            let nanos = nanos(at.saturating_duration_since(self.origin)).min((1 << NANOS_BITS) - 1);
+            self.nanos[worker * self.capacity + index].store(nanos | u64::from(cpu) << NANOS_BITS, Relaxed);
         }
+    }
+
+    /// How many workers it has entries for.
+    pub fn workers(&self) -> usize {
+        self.counts.len()
     }
 
     /// How many entries `worker` recorded, stored or not.
@@ -170,8 +194,18 @@ impl StartLog {
 
     /// `worker`'s `index`-th entry, as time since the origin.
     pub fn get(&self, worker: usize, index: usize) -> Option<Duration> {
+        self.entry(worker, index).map(|entry| Duration::from_nanos(entry & ((1 << NANOS_BITS) - 1)))
+    }
+
+    /// The CPU `worker`'s `index`-th entry was recorded on (0 unless recorded
+    /// with [`record_on_cpu`](Self::record_on_cpu); 255 if unknown).
+    pub fn cpu(&self, worker: usize, index: usize) -> Option<u8> {
+        self.entry(worker, index).map(|entry| (entry >> NANOS_BITS) as u8)
+    }
+
+    fn entry(&self, worker: usize, index: usize) -> Option<u64> {
         (index < self.count(worker).min(self.capacity))
-            .then(|| Duration::from_nanos(self.nanos[worker * self.capacity + index].load(Relaxed)))
+            .then(|| self.nanos[worker * self.capacity + index].load(Relaxed))
     }
 
     /// `at` as time since the origin.
@@ -235,5 +269,17 @@ mod tests {
         assert_eq!(log.count(0), 0);
         assert_eq!(log.count(1), 3);
         assert_eq!((log.get(1, 0), log.get(1, 1)), (Some(Duration::from_millis(1)), Some(Duration::from_millis(2))));
+    }
+
+    #[test]
+    fn an_entry_recorded_with_its_cpu_keeps_its_instant() {
+        let origin = Instant::now();
+        let log = StartLog::new(1, 2, origin);
+        log.record_on_cpu(0, origin + Duration::from_nanos(123_456_789));
+        log.record(0, origin + Duration::from_millis(5));
+        assert_eq!(log.get(0, 0), Some(Duration::from_nanos(123_456_789)));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(log.cpu(0, 0).is_some_and(|cpu| usize::from(cpu) < cpus.max(256)));
+        assert_eq!((log.get(0, 1), log.cpu(0, 1)), (Some(Duration::from_millis(5)), Some(0)));
     }
 }

@@ -116,6 +116,7 @@ fn rows(case: &Case) -> Vec<Row> {
                     target: target(Target::RatioAtMost(1.5)),
                 },
                 metric("peak RSS (MiB)", "peak_rss_mib"),
+                metric("starts on a burst's busiest CPU (%, info)", "burst_busiest_cpu_pct"),
             ]
         }
         Case::Idle { .. } => vec![

@@ -46,7 +46,7 @@ pub async fn orchestrator(workers: usize, interval: Duration, run_for: Duration)
             let (starts, dues) = (starts.clone(), dues.clone());
             // Recorded when the runtime calls the body, inside the run's task.
             WorkerSpec::new(name(w), move |ctx: Context| {
-                starts.record(w, Instant::now());
+                starts.record_on_cpu(w, Instant::now());
                 dues.record(w, ctx.due());
                 std::future::ready(())
             })
@@ -75,7 +75,7 @@ pub async fn orchestrator(workers: usize, interval: Duration, run_for: Duration)
             lateness.push(nanos(at.saturating_sub(due)));
         }
     }
-    let mut outcome = report(workers * slots, lateness, cpu);
+    let mut outcome = report(workers * slots, lateness, cpu, &starts);
     let lost = (workers * slots).saturating_sub(outcome.get("fires_run").unwrap_or(0.0) as usize);
     outcome.metric("fires_lost", lost as f64);
     outcome.check(
@@ -111,7 +111,7 @@ pub async fn floor(workers: usize, interval: Duration, run_for: Duration) -> Res
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 let due = ticks.tick().await;
-                starts.record(w, Instant::now());
+                starts.record_on_cpu(w, Instant::now());
                 dues.record(w, due);
             }
         });
@@ -131,7 +131,7 @@ pub async fn floor(workers: usize, interval: Duration, run_for: Duration) -> Res
             lateness.push(nanos(at.saturating_sub(due)));
         }
     }
-    Ok(report(workers * slots, lateness, cpu))
+    Ok(report(workers * slots, lateness, cpu, &starts))
 }
 
 /// How many slots `k·interval` lie in `[0, window)`.
@@ -143,7 +143,7 @@ fn name(w: usize) -> String {
     format!("fixed-{w:05}")
 }
 
-fn report(expected: usize, mut lateness: Vec<u64>, cpu: f64) -> Outcome {
+fn report(expected: usize, mut lateness: Vec<u64>, cpu: f64, starts: &StartLog) -> Outcome {
     lateness.sort_unstable();
     let ms = |p: f64| percentile(&lateness, p).map_or(f64::NAN, |ns| ns as f64 / 1e6);
     let mut outcome = Outcome::default();
@@ -154,5 +154,32 @@ fn report(expected: usize, mut lateness: Vec<u64>, cpu: f64) -> Outcome {
     outcome.metric("lateness_max_ms", ms(1.0));
     outcome.metric("cpu_s", cpu);
     outcome.metric("cpu_per_1000_fires_s", cpu / lateness.len().max(1) as f64 * 1000.0);
+    if let Some(share) = busiest_cpu_share(starts) {
+        outcome.metric("burst_busiest_cpu_pct", share * 100.0);
+    }
     outcome
+}
+
+/// How much of a burst ran on one CPU: for each burst (the k-th fire of every
+/// worker, all due at the same instant), the share of its bodies that
+/// started on the CPU most of them started on; the median over bursts. 1.0
+/// means the burst ran on one CPU, 1/cores that it was spread evenly. With
+/// the runtime's threads sharing a CPU, a burst's lateness is its CPU time
+/// end to end; with its threads on separate CPUs, part of it.
+fn busiest_cpu_share(starts: &StartLog) -> Option<f64> {
+    let workers = starts.workers();
+    let bursts = (0..workers).map(|w| starts.count(w)).max()?;
+    let shares: Vec<f64> = (0..bursts)
+        .filter_map(|k| {
+            let mut per_cpu = [0usize; 256];
+            for w in 0..workers {
+                if let Some(cpu) = starts.cpu(w, k) {
+                    per_cpu[usize::from(cpu)] += 1;
+                }
+            }
+            let total: usize = per_cpu.iter().sum();
+            (total > 1).then(|| *per_cpu.iter().max().unwrap_or(&0) as f64 / total as f64)
+        })
+        .collect();
+    crate::measure::median(&shares)
 }
