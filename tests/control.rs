@@ -125,6 +125,14 @@ async fn status_explains_waiting_and_serializes() {
     }
     let table = status.to_string();
     assert!(table.contains("process") && table.contains("waiting on fetch"), "{table}");
+    // Lookups by name hold in a snapshot reordered by its owner, and miss
+    // names that do not exist.
+    let mut reordered = status.clone();
+    reordered.workers.reverse();
+    for name in ["cleanup", "fetch", "process"] {
+        assert_eq!(reordered.worker(name).map(|w| w.name.as_str()), Some(name));
+    }
+    assert!(status.worker("nope").is_none() && reordered.worker("nope").is_none());
     stop(handle, task).await;
 }
 

@@ -84,8 +84,14 @@ pub struct Status {
 
 impl Status {
     /// The status of the worker named `name`.
+    ///
+    /// A binary search over `workers`, which a snapshot lists by name; if the
+    /// list was reordered since, a linear scan.
     pub fn worker(&self, name: &str) -> Option<&WorkerStatus> {
-        self.workers.iter().find(|w| w.name == name)
+        match self.workers.binary_search_by(|w| (*w.name).cmp(name)) {
+            Ok(i) => Some(&self.workers[i]),
+            Err(_) => self.workers.iter().find(|w| w.name == name),
+        }
     }
 }
 
