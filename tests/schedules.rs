@@ -80,3 +80,37 @@ async fn the_context_tells_when_the_fire_was_due() {
     stop(handle, task).await;
     assert_eq!(log.events(), ["hog", "late by 2000", "late by 0"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_orchestrator_wakes_only_when_something_is_due() {
+    // W2 of the benchmarks, on the virtual clock: 1,000 hourly workers,
+    // first due an hour after the start. Tokio's paused clock jumps to the
+    // next armed timer, so a driver that polled (every second, say) would
+    // wake thousands of times here.
+    let mut orchestrator = builder();
+    for w in 0..1_000 {
+        orchestrator = orchestrator.worker(
+            WorkerSpec::new(format!("hourly-{w:04}"), || async {}).interval(secs(3600)).initial_delay(secs(3600)),
+        );
+    }
+    let (handle, task) = start(orchestrator);
+    wait(1).await;
+    let at_start = handle.status().wakeups;
+
+    wait(3_599_000 - 1).await; // one second before the fires
+    let status = handle.status();
+    assert_eq!(status.wakeups, at_start, "woke up while nothing was due");
+    assert!(status.workers.iter().all(|w| w.runs == 0));
+
+    wait(2_000).await; // the fires, and the hour after them until their next slot
+    let status = handle.status();
+    assert!(status.workers.iter().all(|w| w.runs == 1 && w.successes == 1));
+    assert_eq!(status.wakeups, at_start + 1, "one wake-up for the 1,000 fires due at the same instant");
+    wait(3_598_000).await;
+    assert_eq!(handle.status().wakeups, at_start + 1);
+    wait(2_000).await;
+    let status = handle.status();
+    assert!(status.workers.iter().all(|w| w.runs == 2));
+    assert_eq!(status.wakeups, at_start + 2);
+    stop(handle, task).await;
+}

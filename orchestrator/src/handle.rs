@@ -96,7 +96,7 @@ impl Handle {
     /// A snapshot of the orchestrator and every worker.
     pub fn status(&self) -> Status {
         let shared = self.inner.lock();
-        Status::of(&shared.engine, shared.lifecycle, runtime::now())
+        Status::of(&shared.engine, shared.lifecycle, self.inner.wakeups(), runtime::now())
     }
 
     /// Graceful shutdown, as on SIGTERM: no new runs start, running ones are

@@ -78,6 +78,12 @@ pub struct Status {
     pub max_concurrent: usize,
     /// Scheduled/triggered attempts executing now (Continuous not counted).
     pub executing: usize,
+    /// How many times the scheduler has woken up since it started: when
+    /// something it had armed came due (a fire, a retry, the shutdown
+    /// timeout), or when an event (a trigger, an enable, a signal) needed it
+    /// earlier. Nothing polls: while no worker is due this stays unchanged,
+    /// however long the wait.
+    pub wakeups: u64,
     /// One entry per worker, sorted by name.
     pub workers: Vec<WorkerStatus>,
 }
@@ -210,7 +216,7 @@ fn seconds<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::
 }
 
 impl Status {
-    pub(crate) fn of(engine: &Engine, state: OrchestratorState, now: Instant) -> Self {
+    pub(crate) fn of(engine: &Engine, state: OrchestratorState, wakeups: u64, now: Instant) -> Self {
         let clock = *engine.clock();
         let wall = |at: Instant| clock.wall(at);
         let graph = engine.graph();
@@ -300,6 +306,7 @@ impl Status {
             state,
             max_concurrent: engine.max_concurrent(),
             executing: engine.executing(),
+            wakeups,
             workers,
         }
     }

@@ -18,7 +18,7 @@ mod lane;
 mod signals;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -67,6 +67,10 @@ pub(crate) struct Inner {
     runtime: OnceLock<tokio::runtime::Handle>,
     /// Set when the driver closes the lanes (see [`Inner::lane`]).
     lanes_closed: AtomicBool,
+    /// How many times the driver has woken up (see [`Status::wakeups`]).
+    ///
+    /// [`Status::wakeups`]: crate::Status::wakeups
+    wakeups: AtomicU64,
 }
 
 /// What the engine lock guards. In declaration order (see [`Engine`]'s
@@ -137,6 +141,7 @@ impl Inner {
             lanes: (0..workers).map(|_| OnceLock::new()).collect(),
             runtime: OnceLock::new(),
             lanes_closed: AtomicBool::new(false),
+            wakeups: AtomicU64::new(0),
             shared: Mutex::new(Shared {
                 engine,
                 lifecycle: OrchestratorState::Created,
@@ -191,6 +196,15 @@ impl Inner {
     fn attempt_finished(self: &Arc<Self>, worker: WorkerId, run: RunId, result: AttemptResult) {
         let now = now();
         self.lock().engine.handle(now, Event::AttemptFinished { worker, run, result });
+    }
+
+    pub(crate) fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Counts one of the driver's wake-ups, before it acts on it.
+    fn woke(&self) {
+        self.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) async fn stopped(&self) {
@@ -376,8 +390,9 @@ impl Inner {
             }
             tokio::select! {
                 biased;
-                () = self.wake.notified() => {}
+                () = self.wake.notified() => self.woke(),
                 () = wait_signal(&mut signals) => {
+                    self.woke();
                     let shutting_down = self.lock().lifecycle == OrchestratorState::ShuttingDown;
                     if shutting_down {
                         forced = true;
@@ -388,6 +403,7 @@ impl Inner {
                     }
                 }
                 () = &mut sleep, if wake_at.is_some() => {
+                    self.woke();
                     let now = now();
                     let mut shared = self.lock();
                     if shared.shutdown_deadline.is_some_and(|d| d <= now) && !forced {
