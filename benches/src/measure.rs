@@ -150,6 +150,21 @@ pub struct StartLog {
 /// two years).
 const NANOS_BITS: u32 = 56;
 
+/// What [`StartLog::cpu`] reads when the CPU could not be known.
+pub const UNKNOWN_CPU: u8 = u8::MAX;
+
+/// The CPU the calling thread runs on (Linux only), if below 255.
+fn current_cpu() -> Option<u8> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sched_getcpu has no preconditions; it returns -1 on error.
+        let cpu = unsafe { libc::sched_getcpu() };
+        u8::try_from(cpu).ok().filter(|&cpu| cpu != UNKNOWN_CPU)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
 impl StartLog {
     pub fn new(workers: usize, capacity: usize, origin: Instant) -> Self {
         StartLog {
@@ -169,9 +184,13 @@ impl StartLog {
     /// [`record`](Self::record), with the CPU the calling thread runs on
     /// (see [`cpu`](Self::cpu)).
     pub fn record_on_cpu(&self, worker: usize, at: Instant) {
-        // SAFETY: sched_getcpu has no preconditions; it returns -1 on error.
-        let cpu = unsafe { libc::sched_getcpu() };
-        self.store(worker, at, u8::try_from(cpu).unwrap_or(u8::MAX));
+        self.store(worker, at, current_cpu().unwrap_or(UNKNOWN_CPU));
+    }
+
+    /// [`record`](Self::record) with a given CPU, for tests.
+    #[cfg(test)]
+    pub fn record_with_cpu(&self, worker: usize, at: Instant, cpu: u8) {
+        self.store(worker, at, cpu);
     }
 
     fn store(&self, worker: usize, at: Instant, cpu: u8) {
@@ -198,7 +217,8 @@ impl StartLog {
     }
 
     /// The CPU `worker`'s `index`-th entry was recorded on (0 unless recorded
-    /// with [`record_on_cpu`](Self::record_on_cpu); 255 if unknown).
+    /// with [`record_on_cpu`](Self::record_on_cpu); [`UNKNOWN_CPU`] if it
+    /// could not be known).
     pub fn cpu(&self, worker: usize, index: usize) -> Option<u8> {
         self.entry(worker, index).map(|entry| (entry >> NANOS_BITS) as u8)
     }
@@ -279,7 +299,8 @@ mod tests {
         log.record(0, origin + Duration::from_millis(5));
         assert_eq!(log.get(0, 0), Some(Duration::from_nanos(123_456_789)));
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert!(log.cpu(0, 0).is_some_and(|cpu| usize::from(cpu) < cpus.max(256)));
+        let cpu = log.cpu(0, 0).expect("recorded");
+        assert!(usize::from(cpu) < cpus || (cpu == UNKNOWN_CPU && cfg!(not(target_os = "linux"))), "{cpu}");
         assert_eq!((log.get(0, 1), log.cpu(0, 1)), (Some(Duration::from_millis(5)), Some(0)));
     }
 }

@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Running;
-use crate::measure::{StartLog, cpu_seconds, nanos, percentile};
+use crate::measure::{StartLog, UNKNOWN_CPU, cpu_seconds, nanos, percentile};
 use crate::outcome::Outcome;
 
 pub async fn orchestrator(workers: usize, interval: Duration, run_for: Duration) -> Result<Outcome, String> {
@@ -173,7 +173,7 @@ fn busiest_cpu_share(starts: &StartLog) -> Option<f64> {
         .filter_map(|k| {
             let mut per_cpu = [0usize; 256];
             for w in 0..workers {
-                if let Some(cpu) = starts.cpu(w, k) {
+                if let Some(cpu) = starts.cpu(w, k).filter(|&cpu| cpu != UNKNOWN_CPU) {
                     per_cpu[usize::from(cpu)] += 1;
                 }
             }
@@ -182,4 +182,29 @@ fn busiest_cpu_share(starts: &StartLog) -> Option<f64> {
         })
         .collect();
     crate::measure::median(&shares)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_counts_its_starts_on_its_busiest_cpu_and_the_median_is_over_bursts() {
+        let origin = Instant::now();
+        let log = StartLog::new(4, 2, origin);
+        // Burst 0: CPUs 0, 0, 1 and one unknown (not counted): 2/3 on CPU 0.
+        // Burst 1: all on CPU 1.
+        for (w, cpus) in [(0, [0, 1]), (1, [0, 1]), (2, [1, 1]), (3, [UNKNOWN_CPU, 1])] {
+            for cpu in cpus {
+                log.record_with_cpu(w, origin, cpu);
+            }
+        }
+        let share = busiest_cpu_share(&log).expect("two bursts");
+        assert!((share - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-9, "{share}");
+        // Nothing known, nothing to report.
+        let unknown = StartLog::new(2, 1, origin);
+        unknown.record_with_cpu(0, origin, UNKNOWN_CPU);
+        unknown.record_with_cpu(1, origin, UNKNOWN_CPU);
+        assert_eq!(busiest_cpu_share(&unknown), None);
+    }
 }
