@@ -35,13 +35,13 @@ use chrono::{DateTime, Utc};
 
 use crate::context::RunId;
 use crate::graph::{Graph, WorkerId};
-use crate::schedule::{self, WallClock};
+use crate::schedule::WallClock;
 use crate::spec::{Misfire, Schedule, WorkerConfig};
 use crate::status::RunOutcome;
 
 use timers::{Timer, TimerKind, Timers};
+use worker::{AttemptEnd, FinishedFire, Kind, ReadyKey, Slot, Traits, Waiters};
 pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
-use worker::{FinishedFire, Fire, Kind, ReadyKey, Slot, Traits, Waiters};
 
 /// Something that happened, fed to [`Engine::handle`].
 #[derive(Debug)]
@@ -81,6 +81,13 @@ pub(crate) enum Action {
     Cancel { worker: WorkerId, run: RunId },
     /// Answer a trigger with its run's outcome.
     Resolve { waiter: WaiterId, outcome: RunOutcome },
+}
+
+impl Action {
+    /// Starts the attempt of `run` that has just begun.
+    fn start(worker: WorkerId, run: &Run, timeout: Option<Duration>) -> Self {
+        Action::Start { worker, run: run.id, attempt: run.attempt, timeout, due: run.fire.first_due }
+    }
 }
 
 /// Why a trigger was refused.
@@ -344,43 +351,14 @@ impl Engine {
     /// A scheduled slot was reached: arm the next one and offer the fire.
     fn on_slot(&mut self, now: Instant, w: WorkerId, slot: Slot) {
         let traits = self.traits[w];
-        let misfire = traits.misfire;
-        let passed = match &traits.kind {
-            Kind::Interval => {
-                let (next, passed) = schedule::next_interval(slot.nominal, traits.period(), now);
-                self.arm_slot(w, next);
-                passed
-            }
-            Kind::Cron => {
-                let Schedule::Cron(cron) = &self.graph.workers[w].schedule else { unreachable!("a Cron kind") };
-                // Slots passed while the process could not process them
-                // (suspended, starved) count as missed or merged.
-                let mut passed = 0;
-                let mut next = schedule::next_cron(cron, &self.clock, slot.nominal);
-                while let Some(at) = next.filter(|at| *at <= now) {
-                    passed += 1;
-                    next = schedule::next_cron(cron, &self.clock, at);
-                    if passed >= 1000 {
-                        next = schedule::next_cron(cron, &self.clock, now);
-                        break;
-                    }
-                }
-                if let Some(at) = next {
-                    self.arm_slot(w, at);
-                }
-                passed
-            }
-            Kind::Delay | Kind::Continuous => 0,
-            Kind::Triggered => unreachable!("Triggered workers have no slots"),
-        };
-        if passed > 0 {
-            let stats = &mut self.workers[w].stats;
-            match misfire {
-                Misfire::FireOnce => stats.coalesced += passed,
-                Misfire::Skip => stats.missed += passed,
-            }
+        let (next, passed) = worker::following_slot(&self.graph.workers[w], &traits, &self.clock, slot, now);
+        if let Some(at) = next {
+            self.arm_slot(w, at);
         }
-        self.offer_fire(w, slot.due, misfire, None);
+        if passed > 0 {
+            self.workers[w].count_passed(traits.misfire, passed);
+        }
+        self.offer_fire(w, slot.due, traits.misfire, None);
     }
 
     /// A fire due at `due` arrives for `w`: becomes its pending fire, merges
@@ -390,50 +368,13 @@ impl Engine {
         let has_dependencies = !isolated && !self.graph.edges_of(w).depends_on.is_empty();
         let blocked = misfire == Misfire::Skip && !isolated && self.is_blocks_excluded(w);
         let state = &mut self.workers[w];
-        let waiters = waiter.into_iter();
-        let mut new_fire = true;
-        // The pending fire's dependencies are to be judged anew.
-        let mut rejudge = true;
-        match (&mut state.pending, &state.run, misfire) {
-            (Some(fire), _, Misfire::FireOnce) => {
-                new_fire = false;
-                // The catch-up run stands for the freshest slot: its
-                // dependencies are judged anew against that slot.
-                rejudge = due > fire.due;
-                if rejudge {
-                    fire.due = due;
-                    state.stats.coalesced += 1;
-                }
-                fire.waiters.extend(waiters);
-            }
-            (Some(fire), _, Misfire::Skip) => {
-                // The old fire did not start before the next slot: missed.
-                let mut replacement = Fire::new(due);
-                replacement.waiters = std::mem::take(&mut fire.waiters);
-                replacement.waiters.extend(waiters);
-                *fire = replacement;
-                state.stats.missed += 1;
-            }
-            (None, Some(_), Misfire::Skip) => {
-                (new_fire, rejudge) = (false, false);
-                state.stats.missed += 1;
-            }
-            (None, None, Misfire::Skip) if blocked => {
-                (new_fire, rejudge) = (false, false);
-                state.stats.missed += 1;
-            }
-            (None, _, _) => {
-                let mut fire = Fire::new(due);
-                fire.waiters.extend(waiters);
-                state.pending = Some(fire);
-            }
-        }
+        let offered = state.offer(due, misfire, waiter, blocked);
         // Only workers with dependencies have verdicts: the others do not
         // touch that (cold) part of their record.
-        if rejudge && has_dependencies {
+        if offered.rejudge && has_dependencies {
             state.verdicts.fill(None);
         }
-        if new_fire {
+        if offered.new_fire {
             self.unsettle_dependents(w, due);
         }
         self.mark_dirty(w);
@@ -459,114 +400,44 @@ impl Engine {
     }
 
     fn on_attempt_finished(&mut self, now: Instant, w: WorkerId, run: RunId, result: AttemptResult) {
-        let Some(r) = self.workers[w].run.as_mut() else { return };
-        if r.id != run || !matches!(r.phase, Phase::Executing { .. }) {
-            return; // stale report (e.g. after a forced cancel)
-        }
-        let attempt = r.attempt;
+        let config = &self.graph.workers[w];
+        let may_retry = self.lifecycle == Lifecycle::Running;
+        let Some(end) = self.workers[w].attempt_ended(run, result, config, may_retry, &mut self.rng) else { return };
         if !self.is_continuous(w) {
             self.executing -= 1;
         }
-        let config = &self.graph.workers[w];
-        let error = match result {
-            AttemptResult::Succeeded => return self.finish_run(now, w, RunOutcome::Succeeded),
-            AttemptResult::Cancelled => {
-                return self.finish_run(now, w, RunOutcome::Cancelled { reason: "shutdown".into() });
+        match end {
+            AttemptEnd::Finish(outcome) => self.finish_run(now, w, outcome),
+            AttemptEnd::Retry { error, pause } => {
+                let until = now + pause;
+                self.workers[w].back_off(error, until);
+                self.timers.push(until, Timer { worker: w, kind: TimerKind::Retry { run } });
+                self.mark_dirty(w);
             }
-            AttemptResult::Failed(e) => e,
-            AttemptResult::Panicked(p) => format!("panicked: {p}"),
-            AttemptResult::TimedOut(t) => format!("timed out after {}", crate::spec::HumanDuration(t)),
-        };
-        self.workers[w].stats.failed_attempts += 1;
-        let may_retry = attempt <= config.retries && self.lifecycle == Lifecycle::Running && self.workers[w].enabled();
-        if may_retry {
-            let pause = schedule::backoff(&mut self.rng, config.backoff, config.max_backoff, attempt);
-            let until = now + pause;
-            tracing::warn!(
-                worker = %config.name, run_id = %run, attempt, error = %error,
-                retry_in = %crate::spec::HumanDuration(pause), "attempt failed, retrying"
-            );
-            let state = &mut self.workers[w];
-            state.retry_error = Some(error);
-            state.run.as_mut().expect("checked above").phase = Phase::Backoff { until };
-            self.timers.push(until, Timer { worker: w, kind: TimerKind::Retry { run } });
-            self.mark_dirty(w);
-        } else {
-            self.finish_run(now, w, RunOutcome::Failed { error });
         }
     }
 
     /// Ends `w`'s run in progress with `outcome`, and lets everything that
     /// waited on it move.
     fn finish_run(&mut self, now: Instant, w: WorkerId, outcome: RunOutcome) {
-        let config = &self.graph.workers[w];
+        let name = &self.graph.workers[w].name;
         let threshold = self.traits[w].max_consecutive_failures;
         let state = &mut self.workers[w];
-        // Read in place and then dropped: moving the whole `Run` out costs a
-        // copy of a cold cache line or two on every fire.
-        let Some(run) = state.run.as_mut() else { return };
-        #[cfg(test)]
-        let first_due = run.fire.first_due;
-        let run = FinishedRun {
-            id: run.id,
-            attempt: run.attempt,
-            started: run.started,
-            waiters: std::mem::take(&mut run.fire.waiters),
-        };
-        state.run = None;
-        if run.attempt > 1 {
-            state.retry_error = None;
-        }
+        let Some(ended) = state.end_run(now, &outcome, name, threshold) else { return };
         self.runs_in_progress -= 1;
         if let Some(key) = state.ready.take() {
             self.ready.remove(&key);
         }
-        let stats = &mut state.stats;
-        let duration = now.saturating_duration_since(run.started);
-        stats.last_finished = Some(now);
-        stats.last_duration = Some(duration);
-        stats.total_duration += duration;
-        let succeeded = outcome.is_success();
-        match &outcome {
-            RunOutcome::Succeeded => {
-                stats.successes += 1;
-                stats.consecutive_failures = 0;
-                stats.last_success = Some(true);
-                stats.last_error = None;
-                tracing::info!(worker = %config.name, run_id = %run.id, attempts = run.attempt,
-                    duration = ?duration, "run succeeded");
-            }
-            RunOutcome::Failed { error } => {
-                stats.failures += 1;
-                stats.consecutive_failures += 1;
-                stats.last_success = Some(false);
-                stats.last_error = Some(error.clone());
-                tracing::error!(worker = %config.name, run_id = %run.id, attempts = run.attempt,
-                    error = %error, consecutive_failures = stats.consecutive_failures, "run failed");
-            }
-            RunOutcome::Cancelled { reason } => {
-                stats.cancelled += 1;
-                stats.last_success = Some(false);
-                stats.last_error = Some(format!("cancelled ({reason})"));
-                tracing::warn!(worker = %config.name, run_id = %run.id, reason = %reason, "run cancelled");
-            }
-            RunOutcome::UpstreamFailed { .. } => unreachable!("upstream failures never start a run"),
-        }
-        state.last_fire = Some(FinishedFire { succeeded });
         #[cfg(test)]
-        self.fire_log.push(FireLog { worker: w, first_due, succeeded });
-        let consecutive = stats.consecutive_failures;
-        let last_error = stats.last_error.clone();
-        self.resolve(run.waiters, &outcome);
-
-        if !succeeded && threshold > 0 && consecutive >= threshold && self.workers[w].enabled() {
-            let reason = Disabled::Failures { count: consecutive, last_error: last_error.unwrap_or_default() };
+        self.fire_log.push(FireLog { worker: w, first_due: ended.first_due, succeeded: ended.succeeded });
+        self.resolve(ended.waiters, &outcome);
+        if let Some(reason) = ended.disable {
             self.disable(now, w, reason);
         }
         if self.lifecycle == Lifecycle::Running && self.workers[w].enabled() {
             self.arm_after_run(now, w);
         }
-        if succeeded {
+        if ended.succeeded {
             self.record_dependency_success(now, w);
         }
         self.mark_dirty(w);
@@ -606,46 +477,23 @@ impl Engine {
     }
 
     fn enable(&mut self, now: Instant, w: WorkerId) {
-        if self.workers[w].enabled() {
+        let config = &self.graph.workers[w];
+        if !self.workers[w].enable(&config.name) {
             return;
         }
-        let state = &mut self.workers[w];
-        state.disabled = None;
-        state.stats.consecutive_failures = 0;
-        tracing::info!(worker = %self.graph.workers[w].name, "worker enabled");
-        if self.lifecycle == Lifecycle::Running && self.workers[w].run.is_none() {
-            // Resume at the schedule's next slot; fixed-delay and Continuous
-            // workers resume as if a run had just ended.
-            match &self.graph.workers[w].schedule {
-                Schedule::Interval(period) => {
-                    let base = self.started + self.graph.workers[w].initial_delay;
-                    let next = if now <= base { base } else { schedule::next_interval(base, *period, now).0 };
-                    self.arm_slot(w, next);
-                }
-                Schedule::Cron(_) => self.arm_first_slot(w, now),
-                Schedule::Delay(_) | Schedule::Continuous { .. } => self.arm_after_run(now, w),
-                Schedule::Triggered => {}
-            }
+        if self.lifecycle == Lifecycle::Running
+            && self.workers[w].run.is_none()
+            && let Some(at) = worker::resumed_slot(config, &self.clock, self.started, now)
+        {
+            self.arm_slot(w, at);
         }
         self.mark_dirty(w);
         self.mark_dependents_dirty(w);
     }
 
     fn disable(&mut self, now: Instant, w: WorkerId, reason: Disabled) {
-        let name = self.graph.workers[w].name.clone();
-        let state = &mut self.workers[w];
-        if state.disabled.is_some() {
-            return;
-        }
-        match &reason {
-            Disabled::Failures { .. } => tracing::error!(worker = %name, reason = %reason, "worker disabled"),
-            _ => tracing::info!(worker = %name, reason = %reason, "worker disabled"),
-        }
-        state.disabled = Some(reason);
-        state.slot = None;
-        state.slot_generation = state.slot_generation.wrapping_add(1);
-        state.fresh.fill(false);
-        if let Some(fire) = state.pending.take() {
+        let Some(pending) = self.workers[w].disable(reason, &self.graph.workers[w].name) else { return };
+        if let Some(fire) = pending {
             self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "worker disabled".into() });
         }
         // A run between attempts gives up its remaining retries.
@@ -858,46 +706,22 @@ impl Engine {
 
     /// Starts `w`'s next attempt: the first of its pending fire, or a retry.
     fn start_attempt(&mut self, now: Instant, w: WorkerId) {
-        if self.workers[w].run.is_none()
-            && let Some(fire) = &self.workers[w].pending
-        {
-            self.settle_before_newer_fire(w, fire.first_due);
-        }
-        let config = &self.graph.workers[w];
         let traits = self.traits[w];
-        let continuous = traits.kind == Kind::Continuous;
-        let state = &mut self.workers[w];
-        state.wait = None;
-        let run = match &mut state.run {
-            Some(run) => {
-                run.attempt += 1;
-                run
+        let state = &self.workers[w];
+        if state.run.is_none() {
+            if let Some(fire) = &state.pending {
+                self.settle_before_newer_fire(w, fire.first_due);
             }
-            None => {
-                let fire = state.pending.take().expect("a worker starts with a pending fire");
-                let lateness = now.saturating_duration_since(fire.first_due);
-                let id = RunId(self.next_run);
-                self.next_run += 1;
-                self.runs_in_progress += 1;
-                let stats = &mut state.stats;
-                stats.runs += 1;
-                stats.last_started = Some(now);
-                stats.last_lateness = Some(lateness);
-                stats.total_lateness += lateness;
-                stats.max_lateness = stats.max_lateness.max(lateness);
-                state.run.insert(Run { id, attempt: 1, phase: Phase::Queued { since: now }, started: now, fire })
-            }
-        };
-        run.phase = Phase::Executing { since: now };
-        tracing::info!(worker = %config.name, run_id = %run.id, attempt = run.attempt, "run started");
-        self.actions.push_back(Action::Start {
-            worker: w,
-            run: run.id,
-            attempt: run.attempt,
-            timeout: traits.timeout(),
-            due: run.fire.first_due,
+            self.runs_in_progress += 1;
+        }
+        let next_run = &mut self.next_run;
+        let run = self.workers[w].begin_attempt(now, || {
+            *next_run += 1;
+            RunId(*next_run - 1)
         });
-        if !continuous {
+        tracing::info!(worker = %self.graph.workers[w].name, run_id = %run.id, attempt = run.attempt, "run started");
+        self.actions.push_back(Action::start(w, run, traits.timeout()));
+        if traits.kind != Kind::Continuous {
             self.executing += 1;
         }
         if traits.isolated {
@@ -917,28 +741,14 @@ impl Engine {
     // ----- helpers -------------------------------------------------------
 
     fn arm_slot(&mut self, w: WorkerId, nominal: Instant) {
-        let jitter = schedule::random_up_to(&mut self.rng, self.traits[w].jitter());
-        let state = &mut self.workers[w];
-        state.slot_generation = state.slot_generation.wrapping_add(1);
-        let slot = Slot { nominal, due: nominal + jitter };
-        state.slot = Some(slot);
-        let generation = state.slot_generation;
+        let (slot, generation) = self.workers[w].arm(nominal, self.traits[w].jitter(), &mut self.rng);
         self.timers.push(slot.due, Timer { worker: w, kind: TimerKind::Slot { generation } });
     }
 
     /// Arms the first slot at or after `earliest`.
     fn arm_first_slot(&mut self, w: WorkerId, earliest: Instant) {
-        match &self.graph.workers[w].schedule {
-            Schedule::Interval(_) | Schedule::Delay(_) | Schedule::Continuous { .. } => self.arm_slot(w, earliest),
-            Schedule::Cron(cron) => {
-                // Strictly after `earliest - 1ns`, so an occurrence exactly at
-                // `earliest` counts.
-                let probe = earliest.checked_sub(Duration::from_nanos(1)).unwrap_or(earliest);
-                if let Some(at) = schedule::next_cron(cron, &self.clock, probe) {
-                    self.arm_slot(w, at);
-                }
-            }
-            Schedule::Triggered => {}
+        if let Some(at) = worker::first_slot(&self.graph.workers[w], &self.clock, earliest) {
+            self.arm_slot(w, at);
         }
     }
 
@@ -981,14 +791,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// What [`Engine::finish_run`] keeps of the run it ends.
-struct FinishedRun {
-    id: RunId,
-    attempt: u32,
-    started: Instant,
-    waiters: Waiters,
 }
 
 enum Dependencies {

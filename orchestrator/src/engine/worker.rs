@@ -1,14 +1,21 @@
-//! The engine's per-worker bookkeeping: the armed slot, the pending fire, the
-//! run in progress, the last finished fire, counters. Plain data; the rules
-//! that move it live in `engine/mod.rs`.
+//! A worker's bookkeeping (the armed slot, the pending fire, the run in
+//! progress, the last finished fire, counters) and the rules that move it
+//! which concern the worker alone: misfire, the start of a run, retries, the
+//! end of a run, auto-disable, the next slot. The rules between workers
+//! (dependencies, exclusion, the concurrency limit and priorities) live in
+//! `engine/mod.rs`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use super::AttemptResult;
 use crate::context::RunId;
 use crate::graph::{Edges, WorkerId};
+use crate::schedule::{self, WallClock};
 use crate::spec::{Misfire, Priority, Schedule, WorkerConfig};
+use crate::status::RunOutcome;
 
 /// Identifies a caller waiting for the outcome of a fire (a trigger).
 pub(crate) type WaiterId = usize;
@@ -289,5 +296,352 @@ impl Traits {
 
     pub(crate) fn timeout(&self) -> Option<Duration> {
         (self.timeout_ns != u64::MAX).then(|| Duration::from_nanos(self.timeout_ns))
+    }
+}
+
+// ----- the rules of one worker -------------------------------------------
+//
+// What a worker's own fires, runs and attempts do to its record. The
+// [`Engine`](super::Engine) calls these and adds the relations between
+// workers, the ready queue and the concurrency limit; kept apart so that
+// each rule of one worker is written once, whoever drives the worker.
+
+/// What [`WorkerRecord::offer`] did with a fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Offered {
+    /// The fire became the pending fire (it was not merged or dropped).
+    pub new_fire: bool,
+    /// The pending fire's dependencies are to be judged anew.
+    pub rejudge: bool,
+}
+
+/// How an attempt's end moves its run (see [`WorkerRecord::attempt_ended`]).
+#[derive(Debug)]
+pub(crate) enum AttemptEnd {
+    /// The run ends with this outcome.
+    Finish(RunOutcome),
+    /// The attempt failed with `error` and the run retries after `pause`.
+    Retry { error: String, pause: Duration },
+}
+
+impl WorkerRecord {
+    /// The misfire rule: a fire due at `due` arrives (a slot, a trigger with
+    /// `waiter`, dependencies completing). It becomes the pending fire, merges
+    /// into the pending one (`FireOnce`), or replaces or is dropped (`Skip`:
+    /// also while its own run, or a conflicting run when `blocked`, is in
+    /// progress).
+    pub(crate) fn offer(&mut self, due: Instant, misfire: Misfire, waiter: Option<WaiterId>, blocked: bool) -> Offered {
+        let waiters = waiter.into_iter();
+        let stats = &mut self.stats;
+        match (&mut self.pending, &self.run, misfire) {
+            (Some(fire), _, Misfire::FireOnce) => {
+                // The catch-up run stands for the freshest slot: its
+                // dependencies are judged anew against that slot.
+                let rejudge = due > fire.due;
+                if rejudge {
+                    fire.due = due;
+                    stats.coalesced += 1;
+                }
+                fire.waiters.extend(waiters);
+                Offered { new_fire: false, rejudge }
+            }
+            (Some(fire), _, Misfire::Skip) => {
+                // The old fire did not start before the next slot: missed.
+                let mut replacement = Fire::new(due);
+                replacement.waiters = std::mem::take(&mut fire.waiters);
+                replacement.waiters.extend(waiters);
+                *fire = replacement;
+                stats.missed += 1;
+                Offered { new_fire: true, rejudge: true }
+            }
+            (None, Some(_), Misfire::Skip) => {
+                stats.missed += 1;
+                Offered { new_fire: false, rejudge: false }
+            }
+            (None, None, Misfire::Skip) if blocked => {
+                stats.missed += 1;
+                Offered { new_fire: false, rejudge: false }
+            }
+            (None, _, _) => {
+                let mut fire = Fire::new(due);
+                fire.waiters.extend(waiters);
+                self.pending = Some(fire);
+                Offered { new_fire: true, rejudge: true }
+            }
+        }
+    }
+
+    /// Counts `passed` slots that went by while nobody could process them
+    /// (the process was busy or suspended): missed or merged, per `misfire`.
+    pub(crate) fn count_passed(&mut self, misfire: Misfire, passed: u64) {
+        match misfire {
+            Misfire::FireOnce => self.stats.coalesced += passed,
+            Misfire::Skip => self.stats.missed += passed,
+        }
+    }
+
+    /// Starts the next attempt at `now`: the first of a run of the pending
+    /// fire (a new run, numbered `id()`), or the next one of the run in
+    /// progress.
+    pub(crate) fn begin_attempt(&mut self, now: Instant, id: impl FnOnce() -> RunId) -> &Run {
+        self.wait = None;
+        if let Some(run) = &mut self.run {
+            run.attempt += 1;
+        } else {
+            let fire = self.pending.take().expect("a worker starts with a pending fire");
+            let lateness = now.saturating_duration_since(fire.first_due);
+            let stats = &mut self.stats;
+            stats.runs += 1;
+            stats.last_started = Some(now);
+            stats.last_lateness = Some(lateness);
+            stats.total_lateness += lateness;
+            stats.max_lateness = stats.max_lateness.max(lateness);
+            self.run = Some(Run { id: id(), attempt: 1, phase: Phase::Queued { since: now }, started: now, fire });
+        }
+        let run = self.run.as_mut().expect("set above");
+        run.phase = Phase::Executing { since: now };
+        run
+    }
+
+    /// The executing attempt `run` ended with `result`: whether the run ends
+    /// or retries (`may_retry`: the worker is enabled and the orchestrator
+    /// not shutting down). `None` for a stale report (another run, or one
+    /// no longer executing, e.g. after a forced cancel).
+    pub(crate) fn attempt_ended(
+        &mut self,
+        run: RunId,
+        result: AttemptResult,
+        config: &WorkerConfig,
+        may_retry: bool,
+        rng: &mut fastrand::Rng,
+    ) -> Option<AttemptEnd> {
+        let r = self.run.as_ref().filter(|r| r.id == run && matches!(r.phase, Phase::Executing { .. }))?;
+        let attempt = r.attempt;
+        let error = match result {
+            AttemptResult::Succeeded => return Some(AttemptEnd::Finish(RunOutcome::Succeeded)),
+            AttemptResult::Cancelled => {
+                return Some(AttemptEnd::Finish(RunOutcome::Cancelled { reason: "shutdown".into() }));
+            }
+            AttemptResult::Failed(e) => e,
+            AttemptResult::Panicked(p) => format!("panicked: {p}"),
+            AttemptResult::TimedOut(t) => format!("timed out after {}", crate::spec::HumanDuration(t)),
+        };
+        self.stats.failed_attempts += 1;
+        if !(may_retry && attempt <= config.retries && self.enabled()) {
+            return Some(AttemptEnd::Finish(RunOutcome::Failed { error }));
+        }
+        let pause = schedule::backoff(rng, config.backoff, config.max_backoff, attempt);
+        tracing::warn!(
+            worker = %config.name, run_id = %run, attempt, error = %error,
+            retry_in = %crate::spec::HumanDuration(pause), "attempt failed, retrying"
+        );
+        Some(AttemptEnd::Retry { error, pause })
+    }
+
+    /// The run in progress waits until `until` for its next attempt, after
+    /// an attempt failed with `error`.
+    pub(crate) fn back_off(&mut self, error: String, until: Instant) {
+        self.retry_error = Some(error);
+        if let Some(run) = &mut self.run {
+            run.phase = Phase::Backoff { until };
+        }
+    }
+
+    /// Ends the run in progress at `now` with `outcome`: statistics, the
+    /// log line, the last fire. Returns what the caller still has to do:
+    /// answer the waiters, and disable the worker if `outcome` was its
+    /// `max_consecutive_failures`-th failure in a row (0: never).
+    pub(crate) fn end_run(
+        &mut self,
+        now: Instant,
+        outcome: &RunOutcome,
+        name: &Arc<str>,
+        max_consecutive_failures: u32,
+    ) -> Option<EndedRun> {
+        // Read in place and then dropped: moving the whole `Run` out costs a
+        // copy of a cold cache line or two on every fire.
+        let run = self.run.as_mut()?;
+        let (id, attempts, started) = (run.id, run.attempt, run.started);
+        #[cfg(test)]
+        let first_due = run.fire.first_due;
+        let waiters = std::mem::take(&mut run.fire.waiters);
+        self.run = None;
+        if attempts > 1 {
+            self.retry_error = None;
+        }
+        let stats = &mut self.stats;
+        let duration = now.saturating_duration_since(started);
+        stats.last_finished = Some(now);
+        stats.last_duration = Some(duration);
+        stats.total_duration += duration;
+        let succeeded = outcome.is_success();
+        match outcome {
+            RunOutcome::Succeeded => {
+                stats.successes += 1;
+                stats.consecutive_failures = 0;
+                stats.last_success = Some(true);
+                stats.last_error = None;
+                tracing::info!(worker = %name, run_id = %id, attempts, duration = ?duration, "run succeeded");
+            }
+            RunOutcome::Failed { error } => {
+                stats.failures += 1;
+                stats.consecutive_failures += 1;
+                stats.last_success = Some(false);
+                stats.last_error = Some(error.clone());
+                tracing::error!(worker = %name, run_id = %id, attempts, error = %error,
+                    consecutive_failures = stats.consecutive_failures, "run failed");
+            }
+            RunOutcome::Cancelled { reason } => {
+                stats.cancelled += 1;
+                stats.last_success = Some(false);
+                stats.last_error = Some(format!("cancelled ({reason})"));
+                tracing::warn!(worker = %name, run_id = %id, reason = %reason, "run cancelled");
+            }
+            RunOutcome::UpstreamFailed { .. } => unreachable!("upstream failures never start a run"),
+        }
+        self.last_fire = Some(FinishedFire { succeeded });
+        let consecutive = stats.consecutive_failures;
+        let disable =
+            (!succeeded && max_consecutive_failures > 0 && consecutive >= max_consecutive_failures && self.enabled())
+                .then(|| Disabled::Failures {
+                    count: consecutive,
+                    last_error: self.stats.last_error.clone().unwrap_or_default(),
+                });
+        Some(EndedRun {
+            #[cfg(test)]
+            first_due,
+            succeeded,
+            waiters,
+            disable,
+        })
+    }
+
+    /// Disables the worker for `reason` (if it is enabled): its slot is
+    /// disarmed, and its pending fire is returned, dropped, for its waiters to
+    /// be answered. `None` (and nothing changes) if it was disabled already.
+    pub(crate) fn disable(&mut self, reason: Disabled, name: &Arc<str>) -> Option<Option<Fire>> {
+        if self.disabled.is_some() {
+            return None;
+        }
+        match &reason {
+            Disabled::Failures { .. } => tracing::error!(worker = %name, reason = %reason, "worker disabled"),
+            _ => tracing::info!(worker = %name, reason = %reason, "worker disabled"),
+        }
+        self.disabled = Some(reason);
+        self.disarm();
+        self.fresh.fill(false);
+        Some(self.pending.take())
+    }
+
+    /// Enables the worker (if it is disabled) and resets its failure count.
+    /// Returns whether it was disabled.
+    pub(crate) fn enable(&mut self, name: &Arc<str>) -> bool {
+        if self.enabled() {
+            return false;
+        }
+        self.disabled = None;
+        self.stats.consecutive_failures = 0;
+        tracing::info!(worker = %name, "worker enabled");
+        true
+    }
+
+    /// Sets the next slot at `nominal`, due after `jitter` (drawn from `rng`);
+    /// returns it and the generation that identifies it.
+    pub(crate) fn arm(&mut self, nominal: Instant, jitter: Duration, rng: &mut fastrand::Rng) -> (Slot, u32) {
+        let slot = Slot { nominal, due: nominal + schedule::random_up_to(rng, jitter) };
+        self.slot_generation = self.slot_generation.wrapping_add(1);
+        self.slot = Some(slot);
+        (slot, self.slot_generation)
+    }
+
+    /// Drops the armed slot (its timer, if any, is recognised as stale).
+    pub(crate) fn disarm(&mut self) {
+        self.slot = None;
+        self.slot_generation = self.slot_generation.wrapping_add(1);
+    }
+}
+
+/// What [`WorkerRecord::end_run`] leaves for its caller to do.
+#[derive(Debug)]
+pub(crate) struct EndedRun {
+    /// When the run's fire was first due (for the tests' fire log).
+    #[cfg(test)]
+    pub first_due: Instant,
+    pub succeeded: bool,
+    /// Callers of `trigger` to answer with the outcome.
+    pub waiters: Waiters,
+    /// The worker is to be disabled for this reason (failed too often).
+    pub disable: Option<Disabled>,
+}
+
+/// The slot that follows `slot` on a worker's grid (Interval and Cron; the
+/// other schedules arm their next slot when a run ends), reached at `now`,
+/// and how many slots in between went by unprocessed.
+pub(crate) fn following_slot(
+    config: &WorkerConfig,
+    traits: &Traits,
+    clock: &WallClock,
+    slot: Slot,
+    now: Instant,
+) -> (Option<Instant>, u64) {
+    // The kind first: an Interval worker's fire then reads nothing of its
+    // (cold) configuration.
+    match traits.kind {
+        Kind::Interval => {
+            let (next, passed) = schedule::next_interval(slot.nominal, traits.period(), now);
+            (Some(next), passed)
+        }
+        Kind::Cron => {
+            let Schedule::Cron(cron) = &config.schedule else { unreachable!("a Cron kind") };
+            // Slots passed while the process could not process them
+            // (suspended, starved) count as missed or merged.
+            let mut passed = 0;
+            let mut next = schedule::next_cron(cron, clock, slot.nominal);
+            while let Some(at) = next.filter(|at| *at <= now) {
+                passed += 1;
+                next = schedule::next_cron(cron, clock, at);
+                if passed >= 1000 {
+                    next = schedule::next_cron(cron, clock, now);
+                    break;
+                }
+            }
+            (next, passed)
+        }
+        _ => (None, 0),
+    }
+}
+
+/// A worker's first slot at or after `earliest` (none for Triggered workers,
+/// or a cron expression that never matches again).
+pub(crate) fn first_slot(config: &WorkerConfig, clock: &WallClock, earliest: Instant) -> Option<Instant> {
+    match &config.schedule {
+        Schedule::Interval(_) | Schedule::Delay(_) | Schedule::Continuous { .. } => Some(earliest),
+        Schedule::Cron(cron) => {
+            // Strictly after `earliest - 1ns`, so an occurrence exactly at
+            // `earliest` counts.
+            let probe = earliest.checked_sub(Duration::from_nanos(1)).unwrap_or(earliest);
+            schedule::next_cron(cron, clock, probe)
+        }
+        Schedule::Triggered => None,
+    }
+}
+
+/// Where a worker enabled at `now` resumes: at its schedule's next slot
+/// (`started` is when scheduling began); fixed-delay and Continuous workers
+/// as if a run had just ended.
+pub(crate) fn resumed_slot(
+    config: &WorkerConfig,
+    clock: &WallClock,
+    started: Instant,
+    now: Instant,
+) -> Option<Instant> {
+    match &config.schedule {
+        Schedule::Interval(period) => {
+            let base = started + config.initial_delay;
+            Some(if now <= base { base } else { schedule::next_interval(base, *period, now).0 })
+        }
+        Schedule::Cron(_) => first_slot(config, clock, now),
+        Schedule::Delay(period) | Schedule::Continuous { restart_delay: period } => Some(now + *period),
+        Schedule::Triggered => None,
     }
 }
