@@ -83,13 +83,6 @@ pub(crate) enum Action {
     Resolve { waiter: WaiterId, outcome: RunOutcome },
 }
 
-impl Action {
-    /// Starts the attempt of `run` that has just begun.
-    fn start(worker: WorkerId, run: &Run, timeout: Option<Duration>) -> Self {
-        Action::Start { worker, run: run.id, attempt: run.attempt, timeout, due: run.fire.first_due }
-    }
-}
-
 /// Why a trigger was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TriggerRefusal {
@@ -720,7 +713,13 @@ impl Engine {
             RunId(*next_run - 1)
         });
         tracing::info!(worker = %self.graph.workers[w].name, run_id = %run.id, attempt = run.attempt, "run started");
-        self.actions.push_back(Action::start(w, run, traits.timeout()));
+        self.actions.push_back(Action::Start {
+            worker: w,
+            run: run.id,
+            attempt: run.attempt,
+            timeout: traits.timeout(),
+            due: run.fire.first_due,
+        });
         if traits.kind != Kind::Continuous {
             self.executing += 1;
         }

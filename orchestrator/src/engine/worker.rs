@@ -404,8 +404,8 @@ impl WorkerRecord {
     }
 
     /// The executing attempt `run` ended with `result`: whether the run ends
-    /// or retries (`may_retry`: the worker is enabled and the orchestrator
-    /// not shutting down). `None` for a stale report (another run, or one
+    /// or retries (`may_retry`: the orchestrator is not shutting down; a
+    /// disabled worker never retries either). `None` for a stale report (another run, or one
     /// no longer executing, e.g. after a forced cancel).
     pub(crate) fn attempt_ended(
         &mut self,
