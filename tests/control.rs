@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{builder, secs, start, stop, wait};
-use orchestrator::{ControlError, Priority, RunOutcome, TriggerError, WorkerSpec, WorkerState};
+use orchestrator::{ControlError, DisabledCause, Priority, RunOutcome, TriggerError, WorkerSpec, WorkerState};
 
 fn working(name: &'static str, ms: u64) -> WorkerSpec {
     WorkerSpec::new(name, move || async move { wait(ms).await })
@@ -76,7 +76,7 @@ async fn disable_stops_future_fires_and_enable_resumes() {
     assert_eq!(handle.status().worker("tick").unwrap().runs, 1);
     assert_eq!(
         handle.status().worker("tick").unwrap().state,
-        WorkerState::Disabled { reason: "disabled through the handle".into() }
+        WorkerState::Disabled { reason: "disabled through the handle".into(), cause: DisabledCause::Manually }
     );
     handle.enable("tick").expect("known");
     wait(5_500).await; // next grid slot at 40 s
@@ -108,7 +108,14 @@ async fn status_explains_waiting_and_serializes() {
     let json = serde_json::to_value(&status).expect("serializable");
     assert_eq!(json["state"], "running");
     assert_eq!(json["workers"][2]["name"], "process");
-    assert_eq!(json["workers"][2]["state"]["state"], "waiting_on_dependency");
+    assert_eq!(json["workers"][2]["state"], "waiting_on_dependency");
+    assert_eq!(json["workers"][2]["state_detail"]["dependency"], "fetch");
+    assert_eq!(json["workers"][1]["state"], "running");
+    assert_eq!(json["workers"][1]["state_detail"]["attempt"], 1);
+    assert_eq!(json["workers"][2]["mode"], "scheduled");
+    assert_eq!(json["workers"][2]["priority"], "normal");
+    assert_eq!(json["workers"][2]["scope"], "cluster");
+    assert!(json["workers"][2].get("last_duration_seconds").is_some());
     assert_eq!(json["workers"][2]["depends_on"][0], "fetch");
     for field in [
         "enabled",
@@ -158,4 +165,27 @@ async fn a_trigger_before_the_start_runs_once_started_or_is_cancelled_by_shutdow
     wait(1_000).await;
     handle.shutdown().await;
     assert_eq!(early.await.unwrap(), Ok(RunOutcome::Cancelled { reason: "shutdown".into() }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_names_the_instance_given_to_the_builder_or_a_unique_default() {
+    let (named, task) = start(builder().instance("api-7f9c").worker(working("tick", 0).interval(secs(10))));
+    assert_eq!(named.status().instance, "api-7f9c");
+    assert_eq!(named.instance(), "api-7f9c");
+    named.shutdown().await;
+    task.await.unwrap().unwrap();
+
+    let (a, task_a) = start(builder().worker(working("tick", 0).interval(secs(10))));
+    let (b, task_b) = start(builder().worker(working("tick", 0).interval(secs(10))));
+    let pid = format!("-{}-", std::process::id());
+    assert!(a.status().instance.contains(&pid), "hostname-pid-random: {}", a.status().instance);
+    assert_ne!(
+        a.status().instance,
+        b.status().instance,
+        "the random part tells two orchestrators of one process apart"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    task_a.await.unwrap().unwrap();
+    task_b.await.unwrap().unwrap();
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use common::{DropFlag, Log, builder, secs, start, stop, wait};
-use orchestrator::{Context, RunOutcome, WorkerSpec, WorkerState};
+use orchestrator::{Context, DisabledCause, RunOutcome, WorkerSpec, WorkerState};
 
 #[tokio::test(start_paused = true)]
 async fn a_timeout_cancels_the_attempt_drops_its_future_and_counts_as_a_failure() {
@@ -108,7 +108,8 @@ async fn a_worker_that_keeps_failing_is_disabled_with_the_reason_and_enable_resu
     assert_eq!(
         broken.state,
         WorkerState::Disabled {
-            reason: "disabled after 3 consecutive failures; last error: database unreachable".into()
+            reason: "disabled after 3 consecutive failures; last error: database unreachable".into(),
+            cause: DisabledCause::Failures,
         }
     );
     assert_eq!(broken.next_fire, None);

@@ -16,12 +16,13 @@ use crate::worker_fn::StateMap;
 /// A validated set of workers, ready to run.
 pub struct Orchestrator {
     inner: Arc<Inner>,
+    instance: Arc<str>,
 }
 
 impl Orchestrator {
     /// A handle to control the orchestrator once it runs (and before).
     pub fn handle(&self) -> Handle {
-        Handle::new(self.inner.clone())
+        Handle::new(self.inner.clone(), self.instance.clone())
     }
 
     /// Schedules the workers until [`Handle::shutdown`] or SIGINT/SIGTERM,
@@ -42,6 +43,7 @@ impl Orchestrator {
             max_concurrent: 5,
             shutdown_timeout: Duration::from_secs(30),
             seed: None,
+            instance: None,
         }
     }
 }
@@ -53,6 +55,7 @@ pub struct OrchestratorBuilder {
     max_concurrent: usize,
     shutdown_timeout: Duration,
     seed: Option<u64>,
+    instance: Option<String>,
 }
 
 impl OrchestratorBuilder {
@@ -102,6 +105,14 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Names this orchestrator (this replica, in cluster mode): shown in
+    /// status and in every history record. By default
+    /// `hostname-pid-random`, e.g. `api-host-4242-9f3c01ab`.
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = Some(name.into());
+        self
+    }
+
     /// Runs startup validation without keeping the result.
     pub fn validate(&self) -> Result<(), BuildError> {
         graph::validate(self.specs.clone(), &self.states).map(drop)
@@ -113,6 +124,14 @@ impl OrchestratorBuilder {
         let graph = graph::validate(self.specs, &self.states)?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
         let engine = Engine::new(graph, self.max_concurrent, seed, crate::runtime::now());
-        Ok(Orchestrator { inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)) })
+        let instance = self.instance.unwrap_or_else(default_instance).into();
+        Ok(Orchestrator { inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)), instance })
     }
+}
+
+/// `hostname-pid-random`: unique among replicas started from one image on
+/// one host (same hostname) and across restarts (same pid in a container).
+fn default_instance() -> String {
+    let host = gethostname::gethostname();
+    format!("{}-{}-{:08x}", host.to_string_lossy(), std::process::id(), fastrand::u32(..))
 }

@@ -32,11 +32,18 @@ use crate::status::{RunOutcome, Status};
 #[derive(Clone)]
 pub struct Handle {
     inner: Arc<Inner>,
+    instance: Arc<str>,
 }
 
 impl Handle {
-    pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        Handle { inner }
+    pub(crate) fn new(inner: Arc<Inner>, instance: Arc<str>) -> Self {
+        Handle { inner, instance }
+    }
+
+    /// This orchestrator's name (see
+    /// [`OrchestratorBuilder::instance`](crate::OrchestratorBuilder::instance)).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Runs the worker named `name` now and waits for the run's outcome.
@@ -96,7 +103,10 @@ impl Handle {
     /// A snapshot of the orchestrator and every worker.
     pub fn status(&self) -> Status {
         let shared = self.inner.lock();
-        Status::of(&shared.engine, shared.lifecycle, self.inner.wakeups(), runtime::now())
+        let mut status = Status::of(&shared.engine, shared.lifecycle, self.inner.wakeups(), runtime::now());
+        drop(shared);
+        status.instance = self.instance.to_string();
+        status
     }
 
     /// Graceful shutdown, as on SIGTERM: no new runs start, running ones are

@@ -129,7 +129,7 @@ pub use error::{BuildError, ControlError, Error, Location, Problem, ProblemKind,
 pub use handle::Handle;
 pub use orchestrator_macros::worker;
 pub use spec::{Misfire, Mode, Priority, Scope, WorkerSpec};
-pub use status::{OrchestratorState, RunOutcome, Status, WorkerState, WorkerStatus};
+pub use status::{DisabledCause, OrchestratorState, RunOutcome, Status, WorkerState, WorkerStatus};
 pub use worker_fn::{StateType, WorkerArg, WorkerFn, WorkerOutput};
 
 /// Runs startup validation on the workers registered with `#[worker]`,

@@ -19,6 +19,7 @@ use crate::worker_fn::{RunFn, StateType, WorkerFn};
 
 /// Order in which ready workers take free concurrency slots: higher first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Runs after everything else that is ready.
     Low,
@@ -33,6 +34,7 @@ pub enum Priority {
 
 /// How a worker is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// On its schedule (`interval`, `delay` or `cron`), and when triggered.
     Scheduled,
@@ -48,6 +50,7 @@ pub enum Mode {
 /// due time (it was still running, excluded by a `blocks` conflict, or the
 /// orchestrator was not running).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Misfire {
     /// All missed fires become one catch-up run, as soon as the worker can start.
     #[default]
@@ -60,6 +63,7 @@ pub enum Misfire {
 /// In cluster mode: run each fire once across replicas, or on every replica.
 /// Without a cluster store both behave the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Once per fire across the cluster.
     #[default]

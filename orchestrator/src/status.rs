@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use crate::context::RunId;
-use crate::engine::{DependencyWait, Engine, Phase, Wait};
+use crate::engine::{DependencyWait, Disabled, Engine, Phase, Wait};
 use crate::spec::{HumanDuration, Mode, Priority, Scope};
 
 /// How a run ended, as returned by [`Handle::trigger`](crate::Handle::trigger).
@@ -70,6 +70,9 @@ pub enum OrchestratorState {
 /// `Display` is a table for terminals and logs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// This orchestrator's name (see
+    /// [`OrchestratorBuilder::instance`](crate::OrchestratorBuilder::instance)).
+    pub instance: String,
     /// When the snapshot was taken.
     pub taken_at: DateTime<Utc>,
     /// The orchestrator's lifecycle.
@@ -102,8 +105,13 @@ impl Status {
 }
 
 /// What a worker is doing, with the reason when it is not running.
+///
+/// In JSON it is flattened into its [`WorkerStatus`]: `"state"` is the
+/// variant's name in snake_case and `"state_detail"`, present when the
+/// variant has fields, holds them:
+/// `"state": "waiting_on_dependency", "state_detail": {"dependency": "fetch", "reason": "it has never finished a run"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state", content = "state_detail", rename_all = "snake_case")]
 pub enum WorkerState {
     /// Nothing due.
     Idle,
@@ -143,7 +151,32 @@ pub enum WorkerState {
     Disabled {
         /// Why (configuration, by hand, or too many failures with the last error).
         reason: String,
+        /// Who disabled it, as a value a program can match on.
+        cause: DisabledCause,
     },
+}
+
+/// Who disabled a worker (see [`WorkerState::Disabled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledCause {
+    /// Its definition says `enabled = false`.
+    Configured,
+    /// Someone called [`Handle::disable`](crate::Handle::disable).
+    Manually,
+    /// It failed `max_consecutive_failures` runs in a row: the orchestrator
+    /// disabled it, and `/health` reports it.
+    Failures,
+}
+
+impl From<&Disabled> for DisabledCause {
+    fn from(reason: &Disabled) -> Self {
+        match reason {
+            Disabled::Configured => DisabledCause::Configured,
+            Disabled::Manually => DisabledCause::Manually,
+            Disabled::Failures { .. } => DisabledCause::Failures,
+        }
+    }
 }
 
 /// One worker in a [`Status`].
@@ -151,7 +184,8 @@ pub enum WorkerState {
 pub struct WorkerStatus {
     /// The worker's name.
     pub name: String,
-    /// Scheduled, Triggered or Continuous.
+    /// Scheduled, Triggered or Continuous (`scheduled`, `triggered`,
+    /// `continuous` in JSON).
     pub mode: Mode,
     /// The schedule, readable: `every 1m`, `cron 0 3 * * *`, `on trigger`.
     pub schedule: String,
@@ -161,7 +195,8 @@ pub struct WorkerStatus {
     pub scope: Scope,
     /// Whether it is enabled.
     pub enabled: bool,
-    /// What it is doing now.
+    /// What it is doing now (flattened in JSON: `state` and `state_detail`).
+    #[serde(flatten)]
     pub state: WorkerState,
     /// Whether a fire is due and waiting behind its own running run.
     pub fire_pending: bool,
@@ -188,17 +223,17 @@ pub struct WorkerStatus {
     /// When the last run ended.
     pub last_finished: Option<DateTime<Utc>>,
     /// How long the last run took, all attempts included.
-    #[serde(serialize_with = "seconds")]
+    #[serde(rename = "last_duration_seconds", serialize_with = "seconds")]
     pub last_duration: Option<Duration>,
     /// Whether the last run succeeded.
     pub last_success: Option<bool>,
     /// The last run's error, if it failed.
     pub last_error: Option<String>,
     /// How late the last run started after its fire was due.
-    #[serde(serialize_with = "seconds")]
+    #[serde(rename = "last_lateness_seconds", serialize_with = "seconds")]
     pub last_lateness: Option<Duration>,
     /// The largest lateness seen.
-    #[serde(serialize_with = "seconds")]
+    #[serde(rename = "max_lateness_seconds", serialize_with = "seconds")]
     pub max_lateness: Option<Duration>,
     /// When the next scheduled fire is due.
     pub next_fire: Option<DateTime<Utc>>,
@@ -230,7 +265,7 @@ impl Status {
                 let activity = if let Some(reason) = &record.disabled {
                     match &record.run {
                         Some(run) if matches!(run.phase, Phase::Executing { .. }) => running(run, &wall),
-                        _ => WorkerState::Disabled { reason: reason.to_string() },
+                        _ => WorkerState::Disabled { reason: reason.to_string(), cause: reason.into() },
                     }
                 } else if let Some(run) = &record.run {
                     match run.phase {
@@ -302,6 +337,7 @@ impl Status {
             })
             .collect();
         Status {
+            instance: String::new(), // the handle's to fill in
             taken_at: wall(now),
             state,
             max_concurrent: engine.max_concurrent(),
@@ -330,7 +366,7 @@ impl fmt::Display for WorkerState {
             WorkerState::WaitingForSlot => f.write_str("waiting for a slot"),
             WorkerState::WaitingOnDependency { dependency, .. } => write!(f, "waiting on {dependency}"),
             WorkerState::Excluded { by } => write!(f, "excluded by {by}"),
-            WorkerState::Disabled { reason } => write!(f, "disabled: {reason}"),
+            WorkerState::Disabled { reason, .. } => write!(f, "disabled: {reason}"),
         }
     }
 }
