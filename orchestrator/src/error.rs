@@ -200,6 +200,15 @@ pub enum ControlError {
     UnknownWorker(String),
 }
 
+/// Why [`Handle::history`](crate::Handle::history) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// No worker has this name.
+    #[error("no worker is named `{0}`")]
+    UnknownWorker(String),
+}
+
 /// The error of [`run`](crate::run) and [`Orchestrator::run`](crate::Orchestrator::run).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::engine::{Event, TriggerRefusal};
-use crate::error::{ControlError, TriggerError};
+use crate::error::{ControlError, HistoryError, TriggerError};
+use crate::history::FireRecord;
 use crate::runtime::{self, Inner};
 use crate::status::{RunOutcome, Status};
 
@@ -107,6 +108,24 @@ impl Handle {
         drop(shared);
         status.instance = self.instance.to_string();
         status
+    }
+
+    /// The latest `limit` fires of the worker named `name`, newest first:
+    /// runs (in progress or ended) and fires that did not run
+    /// (`upstream_failed`, `missed`, `cancelled`). In memory the last
+    /// [`KEPT_PER_WORKER`](crate::history::KEPT_PER_WORKER) (100) per worker
+    /// are kept. Async because a persistent store answers from its database.
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: orchestrator::Handle) -> Result<(), orchestrator::HistoryError> {
+    /// for fire in handle.history("fetch_data", 10).await? {
+    ///     println!("{} {:?} after {} attempts", fire.scheduled_at, fire.outcome, fire.attempts);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn history(&self, name: &str, limit: usize) -> Result<Vec<FireRecord>, HistoryError> {
+        let w = self.inner.find(name).ok_or_else(|| HistoryError::UnknownWorker(name.to_string()))?;
+        Ok(self.inner.lock().engine.history(w, limit, &self.instance))
     }
 
     /// Graceful shutdown, as on SIGTERM: no new runs start, running ones are

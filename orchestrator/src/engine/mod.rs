@@ -21,6 +21,8 @@ mod timers;
 mod worker;
 
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod sim;
@@ -35,6 +37,8 @@ use chrono::{DateTime, Utc};
 
 use crate::context::RunId;
 use crate::graph::{Graph, WorkerId};
+use crate::history::{FireOutcome, FireRecord, History};
+use crate::metrics::{AttemptKind, Metrics};
 use crate::schedule::WallClock;
 use crate::spec::{Misfire, Schedule, WorkerConfig};
 use crate::status::RunOutcome;
@@ -132,6 +136,9 @@ pub(crate) struct Engine {
     timers: Timers,
     started: Instant,
     clock: WallClock,
+    // Cold: one entry per worker, touched once or twice per fire.
+    history: History,
+    metrics: Metrics,
     /// Every fire that reached an outcome, for the property tests' reference
     /// model of the dependency rule.
     #[cfg(test)]
@@ -181,6 +188,8 @@ impl Engine {
             started: now,
             now,
             clock: WallClock::new(now, DateTime::<Utc>::UNIX_EPOCH),
+            history: History::new(n),
+            metrics: Metrics::default(),
             #[cfg(test)]
             fire_log: Vec::new(),
         }
@@ -212,6 +221,11 @@ impl Engine {
 
     pub(crate) fn clock(&self) -> &WallClock {
         &self.clock
+    }
+
+    /// The latest `limit` fires of `worker`, newest first.
+    pub(crate) fn history(&self, worker: WorkerId, limit: usize, instance: &str) -> Vec<FireRecord> {
+        self.history.records(worker, limit, &self.graph.workers[worker].name, instance, &self.clock)
     }
 
     pub(crate) fn max_concurrent(&self) -> usize {
@@ -270,6 +284,15 @@ impl Engine {
         let now = self.observe(now);
         self.started = now;
         self.clock = WallClock::new(now, wall);
+        // Registered now rather than at build, so a recorder the application
+        // installs between the two receives them.
+        self.metrics = Metrics::register(
+            self.graph
+                .workers
+                .iter()
+                .zip(&self.workers)
+                .map(|(config, record)| (&*config.name, record.enabled(), record.stats.consecutive_failures)),
+        );
         for w in 0..self.workers.len() {
             if self.workers[w].enabled() {
                 let first = now + self.graph.workers[w].initial_delay;
@@ -350,6 +373,9 @@ impl Engine {
         }
         if passed > 0 {
             self.workers[w].count_passed(traits.misfire, passed);
+            if traits.misfire == Misfire::Skip {
+                self.record_passed(now, w, slot, passed);
+            }
         }
         self.offer_fire(w, slot.due, traits.misfire, None);
     }
@@ -362,6 +388,10 @@ impl Engine {
         let blocked = misfire == Misfire::Skip && !isolated && self.is_blocks_excluded(w);
         let state = &mut self.workers[w];
         let offered = state.offer(due, misfire, waiter, blocked);
+        if let Some(missed) = offered.missed {
+            self.history.fire_dropped(w, missed, self.now, FireOutcome::Missed, None);
+            self.metrics.missed(w, 1);
+        }
         // Only workers with dependencies have verdicts: the others do not
         // touch that (cold) part of their record.
         if offered.rejudge && has_dependencies {
@@ -395,7 +425,9 @@ impl Engine {
     fn on_attempt_finished(&mut self, now: Instant, w: WorkerId, run: RunId, result: AttemptResult) {
         let config = &self.graph.workers[w];
         let may_retry = self.lifecycle == Lifecycle::Running;
+        let kind = AttemptKind::of(&result);
         let Some(end) = self.workers[w].attempt_ended(run, result, config, may_retry, &mut self.rng) else { return };
+        self.metrics.attempt_ended(w, kind);
         if !self.is_continuous(w) {
             self.executing -= 1;
         }
@@ -416,8 +448,13 @@ impl Engine {
         let name = &self.graph.workers[w].name;
         let threshold = self.traits[w].max_consecutive_failures;
         let state = &mut self.workers[w];
+        let run = state.run.as_ref().map(|r| r.id);
         let Some(ended) = state.end_run(now, &outcome, name, threshold) else { return };
         self.runs_in_progress -= 1;
+        if let Some(run) = run {
+            self.history.run_ended(w, run, now, &outcome);
+        }
+        self.metrics.run_ended(w, &outcome, state.stats.last_duration, state.stats.consecutive_failures);
         if let Some(key) = state.ready.take() {
             self.ready.remove(&key);
         }
@@ -474,6 +511,7 @@ impl Engine {
         if !self.workers[w].enable(&config.name) {
             return;
         }
+        self.metrics.enabled(w, true, 0);
         if self.lifecycle == Lifecycle::Running
             && self.workers[w].run.is_none()
             && let Some(at) = worker::resumed_slot(config, &self.clock, self.started, now)
@@ -486,7 +524,10 @@ impl Engine {
 
     fn disable(&mut self, now: Instant, w: WorkerId, reason: Disabled) {
         let Some(pending) = self.workers[w].disable(reason, &self.graph.workers[w].name) else { return };
+        self.metrics.enabled(w, false, self.workers[w].stats.consecutive_failures);
         if let Some(fire) = pending {
+            let why = "worker disabled";
+            self.history.fire_dropped(w, fire.first_due, now, FireOutcome::Cancelled, Some(why));
             self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "worker disabled".into() });
         }
         // A run between attempts gives up its remaining retries.
@@ -514,6 +555,7 @@ impl Engine {
             state.ready = None;
             state.wait = None;
             if let Some(fire) = state.pending.take() {
+                self.history.fire_dropped(w, fire.first_due, now, FireOutcome::Cancelled, Some("shutdown"));
                 self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "shutdown".into() });
             }
             match self.workers[w].run.as_ref().map(|r| (r.id, r.phase)) {
@@ -687,6 +729,9 @@ impl Engine {
         state.stats.upstream_failed += 1;
         state.last_fire = Some(FinishedFire { succeeded: false });
         tracing::warn!(worker = %name, dependency = %dependency_name, "fire skipped: upstream_failed");
+        let error = crate::history::upstream_error(&dependency_name);
+        self.history.fire_dropped(w, fire.first_due, now, FireOutcome::UpstreamFailed, Some(&error));
+        self.metrics.upstream_failed(w);
         #[cfg(test)]
         self.fire_log.push(FireLog { worker: w, first_due: fire.first_due, succeeded: false });
         self.resolve(fire.waiters, &RunOutcome::UpstreamFailed { dependency: dependency_name });
@@ -713,6 +758,12 @@ impl Engine {
             RunId(*next_run - 1)
         });
         tracing::info!(worker = %self.graph.workers[w].name, run_id = %run.id, attempt = run.attempt, "run started");
+        if run.attempt == 1 {
+            self.history.run_started(w, run.id, run.fire.first_due, now);
+            self.metrics.run_started(w, now.saturating_duration_since(run.fire.first_due));
+        } else {
+            self.history.attempt_started(w, run.id, run.attempt);
+        }
         self.actions.push_back(Action::Start {
             worker: w,
             run: run.id,
@@ -738,6 +789,40 @@ impl Engine {
     }
 
     // ----- helpers -------------------------------------------------------
+
+    /// Records the `passed` slots after `slot` that went by unprocessed
+    /// under `misfire = Skip` as missed fires (the latest
+    /// [`KEPT_PER_WORKER`](crate::history::KEPT_PER_WORKER) of them).
+    fn record_passed(&mut self, now: Instant, w: WorkerId, slot: Slot, passed: u64) {
+        self.metrics.missed(w, passed);
+        let kept = passed.min(crate::history::KEPT_PER_WORKER as u64);
+        let mut dues = Vec::new();
+        match &self.graph.workers[w].schedule {
+            Schedule::Interval(period) => {
+                let skipped = u32::try_from(passed - kept).unwrap_or(u32::MAX);
+                let mut at = slot.nominal + *period * skipped;
+                for _ in 0..kept {
+                    at += *period;
+                    dues.push(at);
+                }
+            }
+            Schedule::Cron(cron) => {
+                let mut at = slot.nominal;
+                while let Some(next) = crate::schedule::next_cron(cron, &self.clock, at).filter(|next| *next <= now) {
+                    dues.push(next);
+                    at = next;
+                    if dues.len() as u64 >= passed {
+                        break;
+                    }
+                }
+                dues.drain(..dues.len().saturating_sub(kept as usize));
+            }
+            _ => {}
+        }
+        for due in dues {
+            self.history.fire_dropped(w, due, now, FireOutcome::Missed, None);
+        }
+    }
 
     fn arm_slot(&mut self, w: WorkerId, nominal: Instant) {
         let (slot, generation) = self.workers[w].arm(nominal, self.traits[w].jitter(), &mut self.rng);

@@ -313,6 +313,8 @@ pub(crate) struct Offered {
     pub new_fire: bool,
     /// The pending fire's dependencies are to be judged anew.
     pub rejudge: bool,
+    /// A fire was dropped under `misfire = Skip`: when it was due.
+    pub missed: Option<Instant>,
 }
 
 /// How an attempt's end moves its run (see [`WorkerRecord::attempt_ended`]).
@@ -343,30 +345,31 @@ impl WorkerRecord {
                     stats.coalesced += 1;
                 }
                 fire.waiters.extend(waiters);
-                Offered { new_fire: false, rejudge }
+                Offered { new_fire: false, rejudge, missed: None }
             }
             (Some(fire), _, Misfire::Skip) => {
                 // The old fire did not start before the next slot: missed.
                 let mut replacement = Fire::new(due);
                 replacement.waiters = std::mem::take(&mut fire.waiters);
                 replacement.waiters.extend(waiters);
+                let missed = Some(fire.first_due);
                 *fire = replacement;
                 stats.missed += 1;
-                Offered { new_fire: true, rejudge: true }
+                Offered { new_fire: true, rejudge: true, missed }
             }
             (None, Some(_), Misfire::Skip) => {
                 stats.missed += 1;
-                Offered { new_fire: false, rejudge: false }
+                Offered { new_fire: false, rejudge: false, missed: Some(due) }
             }
             (None, None, Misfire::Skip) if blocked => {
                 stats.missed += 1;
-                Offered { new_fire: false, rejudge: false }
+                Offered { new_fire: false, rejudge: false, missed: Some(due) }
             }
             (None, _, _) => {
                 let mut fire = Fire::new(due);
                 fire.waiters.extend(waiters);
                 self.pending = Some(fire);
-                Offered { new_fire: true, rejudge: true }
+                Offered { new_fire: true, rejudge: true, missed: None }
             }
         }
     }
