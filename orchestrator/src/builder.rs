@@ -17,6 +17,8 @@ use crate::worker_fn::StateMap;
 pub struct Orchestrator {
     inner: Arc<Inner>,
     instance: Arc<str>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::Serve>,
 }
 
 impl Orchestrator {
@@ -32,7 +34,17 @@ impl Orchestrator {
     /// stopped.
     pub async fn run(self) -> Result<(), Error> {
         let signals = Signals::install()?;
-        self.inner.drive(Some(signals)).await
+        self.alongside_http(self.inner.clone().drive(Some(signals))).await
+    }
+
+    /// Runs `run` (the driver), with the control plane served around it if
+    /// [`OrchestratorBuilder::serve_http`] asked for it.
+    async fn alongside_http(&self, run: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+        #[cfg(feature = "http")]
+        if let Some(serve) = &self.http {
+            return serve.around(self.handle(), run).await;
+        }
+        run.await
     }
 
     /// A builder holding every `#[worker]` of the binary.
@@ -44,6 +56,8 @@ impl Orchestrator {
             shutdown_timeout: Duration::from_secs(30),
             seed: None,
             instance: None,
+            #[cfg(feature = "http")]
+            http: None,
         }
     }
 }
@@ -56,6 +70,8 @@ pub struct OrchestratorBuilder {
     shutdown_timeout: Duration,
     seed: Option<u64>,
     instance: Option<String>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::Serve>,
 }
 
 impl OrchestratorBuilder {
@@ -113,6 +129,27 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Serves the control plane (status API, control, metrics, health, the
+    /// dashboard: see [`http`](crate::http)) on `addr`, e.g.
+    /// `"127.0.0.1:9090"`, while the orchestrator runs; it stops with it.
+    /// Prefer a loopback address: anything wider needs TLS and access
+    /// control in front. Writes need the admin token from
+    /// `ORCHESTRATOR_ADMIN_TOKEN`; use [`serve_http_with`](Self::serve_http_with)
+    /// to give it in code. Binding happens in [`Orchestrator::run`], which
+    /// fails with [`Error::Http`] if the address is taken.
+    #[cfg(feature = "http")]
+    pub fn serve_http(self, addr: impl Into<String>) -> Self {
+        self.serve_http_with(addr, crate::http::HttpConfig::new())
+    }
+
+    /// [`serve_http`](Self::serve_http) with settings (the admin token, a
+    /// Prometheus handle of the application's).
+    #[cfg(feature = "http")]
+    pub fn serve_http_with(mut self, addr: impl Into<String>, config: crate::http::HttpConfig) -> Self {
+        self.http = Some(crate::http::Serve { addr: addr.into(), config });
+        self
+    }
+
     /// Runs startup validation without keeping the result.
     pub fn validate(&self) -> Result<(), BuildError> {
         graph::validate(self.specs.clone(), &self.states).map(drop)
@@ -125,7 +162,12 @@ impl OrchestratorBuilder {
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
         let engine = Engine::new(graph, self.max_concurrent, seed, crate::runtime::now());
         let instance = self.instance.unwrap_or_else(default_instance).into();
-        Ok(Orchestrator { inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)), instance })
+        Ok(Orchestrator {
+            inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)),
+            instance,
+            #[cfg(feature = "http")]
+            http: self.http,
+        })
     }
 }
 

@@ -219,4 +219,14 @@ pub enum Error {
     /// Installing the SIGINT/SIGTERM handlers failed.
     #[error("cannot listen for shutdown signals: {0}")]
     Signal(#[source] std::io::Error),
+    /// The control plane could not listen on its address (see
+    /// [`OrchestratorBuilder::serve_http`](crate::OrchestratorBuilder::serve_http)).
+    #[error("cannot serve the control plane on {addr}: {source}; choose a free address")]
+    Http {
+        /// The address given.
+        addr: String,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -138,6 +138,22 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// Waits until the orchestrator has stopped (or returns at once if it has).
+    pub(crate) async fn stopped(&self) {
+        self.inner.stopped().await
+    }
+
+    /// Registers the metrics handles again, with the recorder installed now.
+    #[cfg(feature = "http")]
+    pub(crate) fn register_metrics(&self) {
+        let mut shared = self.inner.lock();
+        if shared.lifecycle != crate::status::OrchestratorState::Created {
+            shared.engine.register_metrics();
+        }
+    }
+}
+
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle").finish_non_exhaustive()

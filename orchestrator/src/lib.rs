@@ -116,6 +116,8 @@ mod error;
 mod graph;
 mod handle;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod metrics;
 mod registry;
 mod runtime;

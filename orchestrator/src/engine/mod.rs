@@ -286,13 +286,7 @@ impl Engine {
         self.clock = WallClock::new(now, wall);
         // Registered now rather than at build, so a recorder the application
         // installs between the two receives them.
-        self.metrics = Metrics::register(
-            self.graph
-                .workers
-                .iter()
-                .zip(&self.workers)
-                .map(|(config, record)| (&*config.name, record.enabled(), record.stats.consecutive_failures)),
-        );
+        self.register_metrics();
         for w in 0..self.workers.len() {
             if self.workers[w].enabled() {
                 let first = now + self.graph.workers[w].initial_delay;
@@ -301,6 +295,13 @@ impl Engine {
         }
         self.on_timeout(now);
         self.settle(now);
+    }
+
+    /// Registers every worker's metrics with the recorder installed now.
+    pub(crate) fn register_metrics(&mut self) {
+        self.metrics = Metrics::register(self.graph.workers.iter().zip(&self.workers).map(|(config, record)| {
+            (&*config.name, record.enabled(), record.stats.consecutive_failures)
+        }));
     }
 
     /// Handles one event at `now`.
