@@ -299,9 +299,13 @@ impl Engine {
 
     /// Registers every worker's metrics with the recorder installed now.
     pub(crate) fn register_metrics(&mut self) {
-        self.metrics = Metrics::register(self.graph.workers.iter().zip(&self.workers).map(|(config, record)| {
-            (&*config.name, record.enabled(), record.stats.consecutive_failures)
-        }));
+        self.metrics = Metrics::register(
+            self.graph
+                .workers
+                .iter()
+                .zip(&self.workers)
+                .map(|(config, record)| (&*config.name, record.enabled(), record.stats.consecutive_failures)),
+        );
     }
 
     /// Handles one event at `now`.
