@@ -140,6 +140,7 @@ impl Handle {
 
 impl Handle {
     /// Waits until the orchestrator has stopped (or returns at once if it has).
+    #[cfg(feature = "http")]
     pub(crate) async fn stopped(&self) {
         self.inner.stopped().await
     }
