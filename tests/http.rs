@@ -336,7 +336,9 @@ async fn the_dashboard_is_one_self_contained_page() {
     let page = body.as_str().expect("html");
     assert!(page.contains("<style>") && page.contains("<script>"), "style and script inlined");
     assert!(!page.contains("/*STYLE*/") && !page.contains("/*SCRIPT*/"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "nothing loaded from elsewhere");
+    for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!page.contains(external), "nothing loaded from elsewhere: {external}");
+    }
     stop(handle, task).await;
 }
 
