@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Event, TriggerRefusal};
 use crate::error::{ControlError, TriggerError};
-use crate::runtime::{self, Inner};
+use crate::runtime::{self, Changes, Inner};
 use crate::status::{RunOutcome, Status};
 
 /// Controls a running orchestrator from anywhere in the application (an HTTP
@@ -94,9 +94,19 @@ impl Handle {
     }
 
     /// A snapshot of the orchestrator and every worker.
+    ///
+    /// Cheap to call often (a dashboard, a health check): it holds the
+    /// scheduler's lock only for a few microseconds at a time, copying 64
+    /// workers per hold, and builds the snapshot without it. With more than
+    /// 64 workers, each worker's entry is consistent in itself, but two
+    /// workers may be seen a few microseconds apart.
     pub fn status(&self) -> Status {
-        let shared = self.inner.lock();
-        Status::of(&shared.engine, shared.lifecycle, self.inner.wakeups(), runtime::now())
+        self.inner.status()
+    }
+
+    /// Status changes as they happen: see [`Changes`].
+    pub fn changes(&self) -> Changes {
+        Changes::new(self.inner.clone())
     }
 
     /// Graceful shutdown, as on SIGTERM: no new runs start, running ones are

@@ -128,6 +128,7 @@ pub use context::{Context, RunId, State};
 pub use error::{BuildError, ControlError, Error, Location, Problem, ProblemKind, TriggerError};
 pub use handle::Handle;
 pub use orchestrator_macros::worker;
+pub use runtime::Changes;
 pub use spec::{Misfire, Mode, Priority, Scope, WorkerSpec};
 pub use status::{OrchestratorState, RunOutcome, Status, WorkerState, WorkerStatus};
 pub use worker_fn::{StateType, WorkerArg, WorkerFn, WorkerOutput};

@@ -41,7 +41,7 @@ use crate::status::RunOutcome;
 
 use timers::{Timer, TimerKind, Timers};
 use worker::{AttemptEnd, FinishedFire, Kind, ReadyKey, Slot, Traits, Waiters};
-pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
+pub(crate) use worker::{DependencyWait, Disabled, Phase, RecordView, Run, RunView, Wait, WaiterId, WorkerRecord};
 
 /// Something that happened, fed to [`Engine::handle`].
 #[derive(Debug)]
@@ -116,6 +116,8 @@ pub(crate) struct Engine {
     /// Runs in progress (any phase, Continuous included).
     runs_in_progress: usize,
     next_run: u64,
+    /// Bumped by every event: status copies nothing while it is unchanged.
+    generation: u64,
     rng: fastrand::Rng,
     actions: VecDeque<Action>,
     dirty: Vec<WorkerId>,
@@ -177,6 +179,7 @@ impl Engine {
             actions: VecDeque::new(),
             rng: fastrand::Rng::with_seed(seed),
             next_run: 1,
+            generation: 0,
             lifecycle: Lifecycle::Created,
             started: now,
             now,
@@ -196,6 +199,7 @@ impl Engine {
         &self.graph.workers[worker]
     }
 
+    #[cfg(test)]
     pub(crate) fn state(&self, worker: WorkerId) -> &WorkerRecord {
         &self.workers[worker]
     }
@@ -220,6 +224,16 @@ impl Engine {
 
     pub(crate) fn executing(&self) -> usize {
         self.executing
+    }
+
+    /// Changes whenever an event was handled (see [`RecordView`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Copies what status shows of `worker` into `view`.
+    pub(crate) fn view_into(&self, worker: WorkerId, view: &mut RecordView) {
+        self.workers[worker].view_into(view);
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -258,6 +272,7 @@ impl Engine {
     /// engine sits behind, so two events may arrive out of their clock
     /// order; the engine's time still never goes backwards.
     fn observe(&mut self, now: Instant) -> Instant {
+        self.generation = self.generation.wrapping_add(1);
         self.now = self.now.max(now);
         self.now
     }

@@ -136,7 +136,7 @@ impl std::fmt::Display for Disabled {
 ///
 /// Laid out by hand (see [`WorkerRecord`]): what a run's start writes, then
 /// what its end writes, then the rare counters.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 #[repr(C)]
 pub(crate) struct Stats {
     // Written when a run starts.
@@ -162,6 +162,30 @@ pub(crate) struct Stats {
     pub missed: u64,
     /// Slots merged into a pending fire under `misfire = FireOnce`.
     pub coalesced: u64,
+}
+
+/// What status shows of a worker's record: copied out under the engine lock
+/// (a few cache lines and at most two short strings), turned into a
+/// [`WorkerStatus`](crate::WorkerStatus) after the lock is released.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RecordView {
+    pub disabled: Option<Disabled>,
+    pub run: Option<RunView>,
+    pub wait: Option<Wait>,
+    /// A fire is due and waits (for its own run, a dependency, a slot, ...).
+    pub pending: bool,
+    /// When the armed slot is due.
+    pub next_due: Option<Instant>,
+    pub stats: Stats,
+}
+
+/// What status shows of a run in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RunView {
+    pub id: RunId,
+    pub attempt: u32,
+    pub phase: Phase,
+    pub started: Instant,
 }
 
 /// The key of the ready queue: higher priority first, then earlier due time,
@@ -224,6 +248,17 @@ impl WorkerRecord {
 
     pub(crate) fn enabled(&self) -> bool {
         self.disabled.is_none()
+    }
+
+    /// Copies what status shows into `view`, reusing its allocations.
+    pub(crate) fn view_into(&self, view: &mut RecordView) {
+        view.disabled.clone_from(&self.disabled);
+        view.run =
+            self.run.as_ref().map(|r| RunView { id: r.id, attempt: r.attempt, phase: r.phase, started: r.started });
+        view.wait = self.wait;
+        view.pending = self.pending.is_some();
+        view.next_due = self.slot.map(|s| s.due);
+        view.stats.clone_from(&self.stats);
     }
 }
 

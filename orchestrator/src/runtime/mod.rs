@@ -15,10 +15,11 @@
 
 mod attempt;
 mod lane;
+mod mirror;
 mod signals;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ use crate::status::{OrchestratorState, RunOutcome};
 use crate::worker_fn::{RunFn, StateMap};
 
 use lane::{Lane, LaneContext};
+pub use mirror::Changes;
+use mirror::Mirror;
 pub(crate) use signals::Signals;
 
 /// State shared by the driver, the lanes and every [`Handle`](crate::Handle).
@@ -43,6 +46,12 @@ pub(crate) struct Inner {
     shared: Mutex<Shared>,
     /// Wakes the driver when its deadline moved earlier or all has stopped.
     wake: Notify,
+    /// What status shows, copied out of the engine (see [`mirror`]).
+    mirror: Mirror,
+    /// Wakes [`Changes`] streams after an event, while there are any.
+    changed: Notify,
+    /// How many [`Changes`] streams exist.
+    watchers: AtomicUsize,
     /// Cancelled when the driver has stopped.
     stopped: CancellationToken,
     /// Every attempt's `Context` token (through a child per lane): cancelled
@@ -86,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: OrchestratorState,
     /// Set when shutdown is requested: when remaining runs are cancelled.
     shutdown_deadline: Option<std::time::Instant>,
+    /// The engine generation [`Changes`] streams were last woken for.
+    published: u64,
 }
 
 /// An attempt to run, as the engine asked for it.
@@ -135,7 +146,16 @@ impl Drop for Guard<'_> {
 impl Inner {
     pub(crate) fn new(engine: Engine, states: StateMap, shutdown_timeout: Duration) -> Self {
         let workers = engine.len();
+        let globals = crate::status::Globals {
+            state: OrchestratorState::Created,
+            max_concurrent: engine.max_concurrent(),
+            executing: 0,
+            clock: *engine.clock(),
+        };
         Inner {
+            mirror: Mirror::new(crate::status::Fixed::of_graph(engine.graph()), globals),
+            changed: Notify::new(),
+            watchers: AtomicUsize::new(0),
             names: (0..workers).map(|w| engine.config(w).name.clone()).collect(),
             bodies: (0..workers).map(|w| engine.config(w).run.clone()).collect(),
             lanes: (0..workers).map(|_| OnceLock::new()).collect(),
@@ -148,6 +168,7 @@ impl Inner {
                 waiters: Slab::new(),
                 shutdown_deadline: None,
                 armed: None,
+                published: 0,
             }),
             wake: Notify::new(),
             stopped: CancellationToken::new(),
@@ -175,9 +196,17 @@ impl Inner {
                 (Some(_), None) => true,
                 (None, _) => false,
             };
+        let generation = shared.engine.generation();
+        let watched = generation != shared.published && self.watchers.load(Ordering::Relaxed) > 0;
+        if watched {
+            shared.published = generation;
+        }
         drop(shared);
         if must_look {
             self.wake.notify_one();
+        }
+        if watched {
+            self.changed.notify_waiters();
         }
         // Each lane is woken as soon as it has its attempt, so that in a
         // burst the first lanes run while the rest are being handed theirs.
@@ -205,6 +234,11 @@ impl Inner {
     /// Counts one of the driver's wake-ups, before it acts on it.
     fn woke(&self) {
         self.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the orchestrator and every worker (see [`mirror`]).
+    pub(crate) fn status(&self) -> crate::status::Status {
+        self.mirror.status(self)
     }
 
     pub(crate) async fn stopped(&self) {
@@ -430,6 +464,7 @@ impl Inner {
         }
         tracing::info!("orchestrator stopped");
         self.stopped.cancel();
+        self.changed.notify_waiters();
         Ok(())
     }
 }
