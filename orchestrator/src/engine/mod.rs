@@ -298,8 +298,9 @@ impl Engine {
     /// Handles one event at `now`.
     pub(crate) fn handle(&mut self, now: Instant, event: Event) {
         let now = self.observe(now);
+        self.catch_up(now);
         match event {
-            Event::Timeout => self.on_timeout(now),
+            Event::Timeout => {}
             Event::AttemptFinished { worker, run, result } => self.on_attempt_finished(now, worker, run, result),
             Event::Enable(w) => self.enable(now, w),
             Event::Disable(w) => self.disable(now, w, Disabled::Manually),
@@ -316,6 +317,7 @@ impl Engine {
         if self.lifecycle == Lifecycle::ShuttingDown {
             return Err(TriggerRefusal::ShuttingDown);
         }
+        self.catch_up(now);
         let state = &self.workers[w];
         if let Some(reason) = &state.disabled {
             return Err(TriggerRefusal::Disabled(reason.clone()));
@@ -329,31 +331,72 @@ impl Engine {
         Ok(())
     }
 
+    /// Handles the timers due by `now` before an event at `now`, as if the
+    /// driver had been on time: an event must meet the state those timers
+    /// would have made (a dependency's due fire pending, a slot's run
+    /// started), or a dependent could be judged by a fire due after its own.
+    /// The driver is late whenever the runtime is busy, and an event (a
+    /// trigger, a report) may take the lock before it.
+    fn catch_up(&mut self, now: Instant) {
+        if self.timers.next_deadline().is_some_and(|at| at <= now) {
+            self.on_timeout(now);
+            self.settle(now);
+        }
+    }
+
     fn on_timeout(&mut self, now: Instant) {
         while let Some(mut due) = self.timers.pop_due(now) {
             for timer in due.drain(..) {
                 let w = timer.worker;
+                let record = &mut self.workers[w];
                 match timer.kind {
-                    TimerKind::Slot { generation } => {
-                        if generation == self.workers[w].slot_generation
-                            && let Some(slot) = self.workers[w].slot.take()
-                        {
-                            self.on_slot(now, w, slot);
+                    TimerKind::Slot => {
+                        record.slot_timer = None;
+                        match record.slot {
+                            Some(slot) if slot.due <= now => {
+                                record.slot = None;
+                                self.on_slot(now, w, slot);
+                            }
+                            // Re-armed for later since this timer was set.
+                            Some(slot) => self.set_timer(w, TimerKind::Slot, slot.due),
+                            None => {}
                         }
                     }
-                    TimerKind::Retry { run } => {
-                        if let Some(r) = self.workers[w].run.as_mut()
-                            && r.id == run
+                    TimerKind::Retry => {
+                        record.retry_timer = None;
+                        if let Some(r) = record.run.as_mut()
                             && let Phase::Backoff { until } = r.phase
                         {
-                            r.phase = Phase::Queued { since: until };
-                            self.mark_dirty(w);
+                            if until <= now {
+                                r.phase = Phase::Queued { since: until };
+                                self.mark_dirty(w);
+                            } else {
+                                self.set_timer(w, TimerKind::Retry, until);
+                            }
                         }
                     }
                 }
             }
             self.timers.recycle(due);
         }
+    }
+
+    /// Makes sure `w` has a timer of `kind` that comes due at `at` or
+    /// before (see the `timers` module).
+    fn set_timer(&mut self, w: WorkerId, kind: TimerKind, at: Instant) {
+        let record = &mut self.workers[w];
+        let set = match kind {
+            TimerKind::Slot => &mut record.slot_timer,
+            TimerKind::Retry => &mut record.retry_timer,
+        };
+        let timer = Timer { worker: w, kind };
+        match *set {
+            Some(earlier) if earlier <= at => return,
+            Some(later) => self.timers.remove(later, timer),
+            None => {}
+        }
+        *set = Some(at);
+        self.timers.push(at, timer);
     }
 
     /// A scheduled slot was reached: arm the next one and offer the fire.
@@ -419,7 +462,7 @@ impl Engine {
             AttemptEnd::Retry { error, pause } => {
                 let until = now + pause;
                 self.workers[w].back_off(error, until);
-                self.timers.push(until, Timer { worker: w, kind: TimerKind::Retry { run } });
+                self.set_timer(w, TimerKind::Retry, until);
                 self.mark_dirty(w);
             }
         }
@@ -489,8 +532,12 @@ impl Engine {
         if !self.workers[w].enable(&config.name) {
             return;
         }
+        // A grid schedule (interval, cron) resumes at its next slot even
+        // while a run goes on: that run's end arms nothing. Fixed-delay and
+        // Continuous workers count from the end of the run in progress.
+        let counts_from_run_end = matches!(self.traits[w].kind, Kind::Delay | Kind::Continuous);
         if self.lifecycle == Lifecycle::Running
-            && self.workers[w].run.is_none()
+            && !(counts_from_run_end && self.workers[w].run.is_some())
             && let Some(at) = worker::resumed_slot(config, &self.clock, self.started, now)
         {
             self.arm_slot(w, at);
@@ -526,6 +573,8 @@ impl Engine {
         for w in 0..self.workers.len() {
             let state = &mut self.workers[w];
             state.slot = None;
+            state.slot_timer = None;
+            state.retry_timer = None;
             state.ready = None;
             state.wait = None;
             if let Some(fire) = state.pending.take() {
@@ -721,6 +770,12 @@ impl Engine {
                 self.settle_before_newer_fire(w, fire.first_due);
             }
             self.runs_in_progress += 1;
+            // Fixed-delay and Continuous workers form one chain: this run's
+            // end arms the next slot. A slot armed before (the run was
+            // triggered during the delay) would start a second chain.
+            if matches!(traits.kind, Kind::Delay | Kind::Continuous) {
+                self.workers[w].disarm();
+            }
         }
         let next_run = &mut self.next_run;
         let run = self.workers[w].begin_attempt(now, || {
@@ -755,8 +810,8 @@ impl Engine {
     // ----- helpers -------------------------------------------------------
 
     fn arm_slot(&mut self, w: WorkerId, nominal: Instant) {
-        let (slot, generation) = self.workers[w].arm(nominal, self.traits[w].jitter(), &mut self.rng);
-        self.timers.push(slot.due, Timer { worker: w, kind: TimerKind::Slot { generation } });
+        let slot = self.workers[w].arm(nominal, self.traits[w].jitter(), &mut self.rng);
+        self.set_timer(w, TimerKind::Slot, slot.due);
     }
 
     /// Arms the first slot at or after `earliest`.

@@ -202,10 +202,11 @@ pub(crate) type ReadyKey = (std::cmp::Reverse<Priority>, Instant, WorkerId);
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct WorkerRecord {
-    /// Bumped whenever `slot` changes, so stale timers are recognised.
-    pub slot_generation: u32,
     pub last_fire: Option<FinishedFire>,
     pub slot: Option<Slot>,
+    /// When this worker's slot timer is set for, if it has one: it may come
+    /// before `slot` is due (it then re-arms) or find no slot (disarmed).
+    pub slot_timer: Option<Instant>,
     /// Why its pending fire or queued attempt is not running.
     pub wait: Option<Wait>,
     /// Its key while it sits in the ready queue.
@@ -223,6 +224,9 @@ pub(crate) struct WorkerRecord {
     pub verdicts: Verdicts,
     /// The error of the run's last failed attempt, while it waits to retry.
     pub retry_error: Option<String>,
+    /// When this worker's retry timer is set for, if it has one (as
+    /// `slot_timer`, for the end of a backoff).
+    pub retry_timer: Option<Instant>,
     /// Triggered workers with dependencies: which dependencies (same order as
     /// `depends_on`) succeeded since this worker's previous fire.
     pub fresh: Vec<bool>,
@@ -233,7 +237,8 @@ impl WorkerRecord {
         WorkerRecord {
             disabled,
             slot: None,
-            slot_generation: 0,
+            slot_timer: None,
+            retry_timer: None,
             pending: None,
             run: None,
             last_fire: None,
@@ -580,19 +585,16 @@ impl WorkerRecord {
         true
     }
 
-    /// Sets the next slot at `nominal`, due after `jitter` (drawn from `rng`);
-    /// returns it and the generation that identifies it.
-    pub(crate) fn arm(&mut self, nominal: Instant, jitter: Duration, rng: &mut fastrand::Rng) -> (Slot, u32) {
+    /// Sets the next slot at `nominal`, due after `jitter` (drawn from `rng`).
+    pub(crate) fn arm(&mut self, nominal: Instant, jitter: Duration, rng: &mut fastrand::Rng) -> Slot {
         let slot = Slot { nominal, due: nominal + schedule::random_up_to(rng, jitter) };
-        self.slot_generation = self.slot_generation.wrapping_add(1);
         self.slot = Some(slot);
-        (slot, self.slot_generation)
+        slot
     }
 
-    /// Drops the armed slot (its timer, if any, is recognised as stale).
+    /// Drops the armed slot (its timer, if any, finds no slot and does nothing).
     pub(crate) fn disarm(&mut self) {
         self.slot = None;
-        self.slot_generation = self.slot_generation.wrapping_add(1);
     }
 }
 
