@@ -101,3 +101,42 @@ async fn once_stopped_nothing_of_the_workers_is_kept() {
     tokio::task::yield_now().await;
     assert_eq!(held.strong_count(), 0, "a lane outlived the orchestrator");
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_run_future_stops_the_orchestrator_and_nothing_waits_for_it() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let slow = WorkerSpec::new("slow", move || {
+        let guard = DropFlag(flag.clone());
+        async move {
+            let _guard = guard;
+            wait(60_000).await;
+        }
+    })
+    .interval(Duration::from_secs(3600));
+    let orchestrator = builder().worker(slow).worker(WorkerSpec::new("on_demand", || async {})).build().expect("valid");
+    let handle = orchestrator.handle();
+    // The application's select! picks another branch: run()'s future is dropped.
+    tokio::select! {
+        _ = orchestrator.run() => panic!("run() does not end by itself"),
+        () = wait(1_000) => {}
+    }
+    wait(1).await; // the lane's next poll drops the cancelled attempt
+    assert!(dropped.load(Ordering::SeqCst), "the running attempt was cancelled");
+    assert_eq!(handle.status().state, OrchestratorState::Stopped);
+    assert_eq!(handle.trigger("on_demand").await, Err(orchestrator::TriggerError::ShuttingDown));
+    let at = Instant::now();
+    handle.shutdown().await;
+    assert_eq!(at.elapsed(), Duration::ZERO, "shutdown() returns at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_on_an_orchestrator_dropped_without_running_is_answered() {
+    let orchestrator = builder().worker(WorkerSpec::new("job", || async {})).build().expect("valid");
+    let handle = orchestrator.handle();
+    let trigger = tokio::spawn(async move { handle.trigger("job").await });
+    wait(1).await;
+    drop(orchestrator);
+    let answer = tokio::time::timeout(Duration::from_secs(60), trigger).await.expect("answered").expect("joined");
+    assert_eq!(answer, Ok(orchestrator::RunOutcome::Cancelled { reason: "shutdown".into() }));
+}

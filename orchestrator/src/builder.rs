@@ -14,8 +14,24 @@ use crate::spec::WorkerSpec;
 use crate::worker_fn::StateMap;
 
 /// A validated set of workers, ready to run.
+///
+/// Dropping it without running it, or dropping the future of
+/// [`run`](Self::run) before it finished, stops it at once: runs in
+/// progress are cancelled, waiting triggers are answered as cancelled, and
+/// [`Handle::shutdown`] returns. For a graceful stop, call
+/// [`Handle::shutdown`] and let `run` finish.
 pub struct Orchestrator {
     inner: Arc<Inner>,
+}
+
+impl Drop for Orchestrator {
+    fn drop(&mut self) {
+        // Not yet started: stop it, or its triggers would wait forever. A
+        // started one is stopped by its driver, or by the driver's drop.
+        if self.inner.is_created() {
+            self.inner.abandon();
+        }
+    }
 }
 
 impl Orchestrator {
@@ -31,7 +47,7 @@ impl Orchestrator {
     /// stopped.
     pub async fn run(self) -> Result<(), Error> {
         let signals = Signals::install()?;
-        self.inner.drive(Some(signals)).await
+        self.inner.clone().drive(Some(signals)).await
     }
 
     /// A builder holding every `#[worker]` of the binary.

@@ -39,6 +39,11 @@ impl Handle {
         Handle { inner }
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
     /// Runs the worker named `name` now and waits for the run's outcome.
     ///
     /// The run respects exclusion, dependencies and the concurrency limit: it
@@ -53,11 +58,11 @@ impl Handle {
         // Everything that can be done before taking the lock is.
         let (tx, outcome) = oneshot::channel();
         let now = runtime::now();
-        {
+        let waiter = {
             let mut shared = self.inner.lock();
             let waiter = Inner::add_waiter(&mut shared, tx);
             if let Err(refusal) = shared.engine.trigger(now, w, waiter) {
-                Inner::forget_waiter(&mut shared, waiter);
+                Inner::forget_waiter(&mut shared, w, waiter);
                 return Err(match refusal {
                     TriggerRefusal::Disabled(reason) => {
                         TriggerError::Disabled { name: name.to_string(), reason: reason.to_string() }
@@ -66,10 +71,16 @@ impl Handle {
                     TriggerRefusal::ShuttingDown => TriggerError::ShuttingDown,
                 });
             }
-        }
+            waiter
+        };
+        // A caller that stops waiting (a timeout, a dropped task) takes its
+        // waiter back, so that nothing stays allocated for it.
+        let mut waiting = Waiting { inner: &self.inner, worker: w, waiter: Some(waiter) };
         // The sender is dropped only when the orchestrator stops without
         // answering, which shutdown never does for an accepted trigger.
-        outcome.await.map_err(|_| TriggerError::ShuttingDown)
+        let outcome = outcome.await.map_err(|_| TriggerError::ShuttingDown);
+        waiting.waiter = None;
+        outcome
     }
 
     /// Enables the worker named `name` and resets its failure count; it
@@ -116,6 +127,22 @@ impl Handle {
     pub async fn shutdown(&self) {
         self.inner.request_shutdown();
         self.inner.stopped().await;
+    }
+}
+
+/// A trigger's waiter while its caller waits (see [`Handle::trigger`]).
+struct Waiting<'a> {
+    inner: &'a Arc<Inner>,
+    worker: usize,
+    /// `None` once answered.
+    waiter: Option<crate::engine::WaiterId>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.waiter.take() {
+            Inner::forget_waiter(&mut self.inner.lock(), self.worker, waiter);
+        }
     }
 }
 

@@ -344,6 +344,15 @@ impl Engine {
         }
     }
 
+    /// Drops `waiter` from `w`'s fire (its caller stopped waiting).
+    pub(crate) fn forget_waiter(&mut self, w: WorkerId, waiter: WaiterId) {
+        let record = &mut self.workers[w];
+        let fires = [record.pending.as_mut(), record.run.as_mut().map(|run| &mut run.fire)];
+        for fire in fires.into_iter().flatten() {
+            fire.waiters.retain(|id| *id != waiter);
+        }
+    }
+
     fn on_timeout(&mut self, now: Instant) {
         while let Some(mut due) = self.timers.pop_due(now) {
             for timer in due.drain(..) {
