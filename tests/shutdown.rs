@@ -140,3 +140,33 @@ async fn a_trigger_on_an_orchestrator_dropped_without_running_is_answered() {
     let answer = tokio::time::timeout(Duration::from_secs(60), trigger).await.expect("answered").expect("joined");
     assert_eq!(answer, Ok(orchestrator::RunOutcome::Cancelled { reason: "shutdown".into() }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_timeout_of_duration_max_waits_for_the_runs_however_long() {
+    let log = Log::new();
+    let slow = marking_after("slow", &log, 3_600_000).timeout(Duration::from_secs(7_200));
+    let (handle, task) = start(builder().worker(slow).shutdown_timeout(Duration::MAX));
+    let trigger = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.trigger("slow").await }
+    });
+    wait(1).await;
+    let asked = Instant::now();
+    handle.shutdown().await;
+    assert_eq!(asked.elapsed(), Duration::from_millis(3_600_000 - 1), "waited for the run to end");
+    assert_eq!(log.events(), ["slow done"]);
+    assert_eq!(trigger.await.expect("joined"), Ok(orchestrator::RunOutcome::Succeeded));
+    task.await.expect("joined").expect("stopped cleanly");
+}
+
+/// A worker that ignores its context, works for `ms` and marks `<name> done`.
+fn marking_after(name: &'static str, log: &Log, ms: u64) -> WorkerSpec {
+    let log = log.clone();
+    WorkerSpec::new(name, move || {
+        let log = log.clone();
+        async move {
+            wait(ms).await;
+            log.mark(format!("{name} done"));
+        }
+    })
+}
