@@ -189,3 +189,46 @@ async fn status_names_the_instance_given_to_the_builder_or_a_unique_default() {
     task_a.await.unwrap().unwrap();
     task_b.await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn changes_deliver_each_state_change_of_a_worker_as_it_happens() {
+    let (handle, task) =
+        start(builder().worker(working("report", 300)).worker(working("other", 0).interval(secs(3600))));
+    wait(1).await;
+    let mut changes = handle.changes();
+    let t0 = tokio::time::Instant::now();
+    let trigger = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.trigger("report").await }
+    });
+    let started = changes.next().await.expect("still running");
+    assert_eq!(started.len(), 1, "only the triggered worker changed: {started:?}");
+    assert_eq!(started[0].name, "report");
+    assert!(matches!(started[0].state, WorkerState::Running { attempt: 1, .. }), "{:?}", started[0].state);
+    assert_eq!(t0.elapsed(), Duration::ZERO, "delivered the moment the run started");
+    let finished = changes.next().await.expect("still running");
+    assert_eq!(t0.elapsed(), Duration::from_millis(300), "delivered the moment the run ended");
+    assert_eq!(finished[0].name, "report");
+    assert_eq!((finished[0].state.clone(), finished[0].successes), (WorkerState::Idle, 1));
+    assert_eq!(trigger.await.expect("joined"), Ok(RunOutcome::Succeeded));
+    stop(handle, task).await;
+    // The last changes (shutdown), then the end.
+    while changes.next().await.is_some() {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_of_more_workers_than_one_copy_holds_lists_every_worker_as_it_is() {
+    // 64 workers are copied per hold of the scheduler's lock: 150 take three.
+    let workers = (0..150).map(|i| working(Box::leak(format!("w{i:03}").into_boxed_str()), 0).interval(secs(10)));
+    let (handle, task) = start(builder().max_concurrent(200).workers(workers));
+    wait(25_000).await;
+    let status = handle.status();
+    assert_eq!(status.workers.len(), 150);
+    for (i, worker) in status.workers.iter().enumerate() {
+        assert_eq!(worker.name, format!("w{i:03}"));
+        assert_eq!((worker.runs, worker.successes), (3, 3), "{}", worker.name);
+    }
+    handle.disable("w149").expect("known");
+    assert!(!handle.status().worker("w149").expect("listed").enabled, "a change after a sync is seen");
+    stop(handle, task).await;
+}

@@ -119,3 +119,33 @@ async fn a_worker_that_keeps_failing_is_disabled_with_the_reason_and_enable_resu
     assert_eq!(calls.load(Ordering::SeqCst), 4, "runs again at its next slot (70 s)");
     stop(handle, task).await;
 }
+
+/// Panics when dropped: a body whose cleanup fails.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("cleanup failed");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_panics_while_its_timeout_cancels_it_frees_its_slot_and_its_worker_runs_again() {
+    let hang = WorkerSpec::new("hang", || async {
+        let _cleanup = PanicOnDrop;
+        std::future::pending::<()>().await;
+    })
+    .timeout(secs(1));
+    let (handle, task) = start(builder().max_concurrent(1).worker(hang).worker(WorkerSpec::new("next", || async {})));
+    let outcome = tokio::time::timeout(secs(60), handle.trigger("hang")).await.expect("answered").expect("accepted");
+    assert_eq!(outcome, RunOutcome::Failed { error: "timed out after 1s".into() });
+    let status = handle.status();
+    assert_eq!(status.executing, 0, "the slot is free again");
+    assert_eq!(status.worker("hang").expect("listed").state, WorkerState::Idle);
+    assert_eq!(handle.trigger("next").await, Ok(RunOutcome::Succeeded), "the only slot is usable");
+    let again = handle.trigger("hang").await.expect("accepted");
+    assert_eq!(again, RunOutcome::Failed { error: "timed out after 1s".into() }, "its lane lives on");
+    let stopping = tokio::time::Instant::now();
+    stop(handle, task).await;
+    assert_eq!(stopping.elapsed(), std::time::Duration::ZERO, "nothing left to wait for");
+}

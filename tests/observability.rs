@@ -99,3 +99,26 @@ async fn attempts_run_in_a_span_and_every_transition_is_an_event() {
         assert!(recorder.has(needles), "no event with {needles:?} in {:#?}", recorder.lines());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_blocks_its_thread_past_its_timeout_is_reported_by_name() {
+    let recorder = Recorder::default();
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
+    // Each poll moves the clock 3 s before yielding: to the scheduler, a
+    // body that blocks its thread for 3 s at a time.
+    let blocking = WorkerSpec::new("blocking", || async {
+        for _ in 0..u32::MAX {
+            tokio::time::advance(Duration::from_secs(3)).await;
+        }
+    })
+    .timeout(Duration::from_secs(1));
+    let polite =
+        WorkerSpec::new("polite", || async { std::future::pending::<()>().await }).timeout(Duration::from_secs(1));
+    let (handle, task) = start(builder().worker(blocking).worker(polite));
+    handle.trigger("blocking").await.expect("accepted");
+    handle.trigger("polite").await.expect("accepted");
+    stop(handle, task).await;
+    let warning = "ran past its timeout without yielding";
+    assert!(recorder.has(&["worker=blocking", warning]), "{:#?}", recorder.lines());
+    assert!(!recorder.has(&["worker=polite", warning]), "a timely cancellation is not reported");
+}

@@ -101,3 +101,72 @@ async fn once_stopped_nothing_of_the_workers_is_kept() {
     tokio::task::yield_now().await;
     assert_eq!(held.strong_count(), 0, "a lane outlived the orchestrator");
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_run_future_stops_the_orchestrator_and_nothing_waits_for_it() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let slow = WorkerSpec::new("slow", move || {
+        let guard = DropFlag(flag.clone());
+        async move {
+            let _guard = guard;
+            wait(60_000).await;
+        }
+    })
+    .interval(Duration::from_secs(3600));
+    let orchestrator = builder().worker(slow).worker(WorkerSpec::new("on_demand", || async {})).build().expect("valid");
+    let handle = orchestrator.handle();
+    // The application's select! picks another branch: run()'s future is dropped.
+    tokio::select! {
+        _ = orchestrator.run() => panic!("run() does not end by itself"),
+        () = wait(1_000) => {}
+    }
+    wait(1).await; // the lane's next poll drops the cancelled attempt
+    assert!(dropped.load(Ordering::SeqCst), "the running attempt was cancelled");
+    assert_eq!(handle.status().state, OrchestratorState::Stopped);
+    assert_eq!(handle.trigger("on_demand").await, Err(orchestrator::TriggerError::ShuttingDown));
+    let at = Instant::now();
+    handle.shutdown().await;
+    assert_eq!(at.elapsed(), Duration::ZERO, "shutdown() returns at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_on_an_orchestrator_dropped_without_running_is_answered() {
+    let orchestrator = builder().worker(WorkerSpec::new("job", || async {})).build().expect("valid");
+    let handle = orchestrator.handle();
+    let trigger = tokio::spawn(async move { handle.trigger("job").await });
+    wait(1).await;
+    drop(orchestrator);
+    let answer = tokio::time::timeout(Duration::from_secs(60), trigger).await.expect("answered").expect("joined");
+    assert_eq!(answer, Ok(orchestrator::RunOutcome::Cancelled { reason: "shutdown".into() }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_timeout_of_duration_max_waits_for_the_runs_however_long() {
+    let log = Log::new();
+    let slow = marking_after("slow", &log, 3_600_000).timeout(Duration::from_secs(7_200));
+    let (handle, task) = start(builder().worker(slow).shutdown_timeout(Duration::MAX));
+    let trigger = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.trigger("slow").await }
+    });
+    wait(1).await;
+    let asked = Instant::now();
+    handle.shutdown().await;
+    assert_eq!(asked.elapsed(), Duration::from_millis(3_600_000 - 1), "waited for the run to end");
+    assert_eq!(log.events(), ["slow done"]);
+    assert_eq!(trigger.await.expect("joined"), Ok(orchestrator::RunOutcome::Succeeded));
+    task.await.expect("joined").expect("stopped cleanly");
+}
+
+/// A worker that ignores its context, works for `ms` and marks `<name> done`.
+fn marking_after(name: &'static str, log: &Log, ms: u64) -> WorkerSpec {
+    let log = log.clone();
+    WorkerSpec::new(name, move || {
+        let log = log.clone();
+        async move {
+            wait(ms).await;
+            log.mark(format!("{name} done"));
+        }
+    })
+}

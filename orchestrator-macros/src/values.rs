@@ -128,7 +128,9 @@ pub(crate) fn split_commas(tokens: TokenStream) -> Split {
 /// A duration written as a humantime string: `"500ms"`, `"60s"`, `"1h 30m"`.
 pub(crate) fn duration(value: &Value, key: &str) -> syn::Result<Duration> {
     match &value.kind {
-        ValueKind::Lit(Lit::Str(s)) => duration_text(&s.value()).map_err(|reason| value.error(reason)),
+        ValueKind::Lit(Lit::Str(s)) => duration_text(&s.value())
+            .and_then(|d| schedule_syntax::check_duration(key, d).map(|()| d))
+            .map_err(|reason| value.error(reason)),
         ValueKind::Lit(Lit::Int(n)) if n.suffix().is_empty() => Err(value.error(format!(
             "a duration needs a unit and quotes: write `{key} = \"{}s\"` (or \"{0}ms\", \"{0}m\", ...)",
             n.base10_digits()

@@ -14,11 +14,27 @@ use crate::spec::WorkerSpec;
 use crate::worker_fn::StateMap;
 
 /// A validated set of workers, ready to run.
+///
+/// Dropping it without running it, or dropping the future of
+/// [`run`](Self::run) before it finished, stops it at once: runs in
+/// progress are cancelled, waiting triggers are answered as cancelled, and
+/// [`Handle::shutdown`] returns. For a graceful stop, call
+/// [`Handle::shutdown`] and let `run` finish.
 pub struct Orchestrator {
     inner: Arc<Inner>,
     instance: Arc<str>,
     #[cfg(feature = "http")]
     http: Option<crate::http::Serve>,
+}
+
+impl Drop for Orchestrator {
+    fn drop(&mut self) {
+        // Not yet started: stop it, or its triggers would wait forever. A
+        // started one is stopped by its driver, or by the driver's drop.
+        if self.inner.is_created() {
+            self.inner.abandon();
+        }
+    }
 }
 
 impl Orchestrator {

@@ -657,6 +657,51 @@ mod tests {
     }
 
     #[test]
+    fn every_duration_longer_than_a_century_is_refused_naming_the_worker_and_the_option() {
+        let max = Duration::MAX;
+        let specs = vec![
+            worker("a").interval(max).timeout(max).backoff(max).max_backoff(max).initial_delay(max).jitter(max),
+            worker("b").delay(max),
+            worker("c").mode(crate::Mode::Continuous).restart_delay(max),
+        ];
+        let mut refused: Vec<(String, &str)> = problems_of(specs)
+            .into_iter()
+            .map(|p| match p.kind {
+                ProblemKind::InvalidOption { key, reason } => {
+                    assert!(reason.contains("100 years"), "{reason}");
+                    (p.worker.unwrap_or_default(), key)
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        refused.sort();
+        let expected = [
+            ("a", "backoff"),
+            ("a", "initial_delay"),
+            ("a", "interval"),
+            ("a", "jitter"),
+            ("a", "max_backoff"),
+            ("a", "timeout"),
+            ("b", "delay"),
+            ("c", "restart_delay"),
+        ];
+        assert_eq!(refused, expected.map(|(w, k)| (w.to_string(), k)));
+        // A century is still accepted.
+        let century = crate::schedule_syntax::MAX_DURATION;
+        valid(vec![worker("d").interval(century).initial_delay(century).timeout(century)]);
+    }
+
+    #[test]
+    fn a_cron_expression_that_never_fires_is_refused() {
+        let problems = problems_of(vec![worker("leap").cron("0 0 30 2 *")]);
+        assert!(
+            matches!(&problems[0].kind, ProblemKind::InvalidOption { key: "cron", reason } if reason.contains("never fires"))
+        );
+        // February 29th fires, every four years.
+        valid(vec![worker("leap").cron("0 0 29 2 *")]);
+    }
+
+    #[test]
     fn a_name_shared_by_three_workers_is_reported_once_listing_the_other_locations() {
         let first = worker("sync");
         let second = worker("sync");

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use crate::engine::{Event, TriggerRefusal};
 use crate::error::{ControlError, HistoryError, TriggerError};
 use crate::history::FireRecord;
-use crate::runtime::{self, Inner};
+use crate::runtime::{self, Changes, Inner};
 use crate::status::{RunOutcome, Status};
 
 /// Controls a running orchestrator from anywhere in the application (an HTTP
@@ -47,6 +47,11 @@ impl Handle {
         &self.instance
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
     /// Runs the worker named `name` now and waits for the run's outcome.
     ///
     /// The run respects exclusion, dependencies and the concurrency limit: it
@@ -61,11 +66,11 @@ impl Handle {
         // Everything that can be done before taking the lock is.
         let (tx, outcome) = oneshot::channel();
         let now = runtime::now();
-        {
+        let waiter = {
             let mut shared = self.inner.lock();
             let waiter = Inner::add_waiter(&mut shared, tx);
             if let Err(refusal) = shared.engine.trigger(now, w, waiter) {
-                Inner::forget_waiter(&mut shared, waiter);
+                Inner::forget_waiter(&mut shared, w, waiter);
                 return Err(match refusal {
                     TriggerRefusal::Disabled(reason) => {
                         TriggerError::Disabled { name: name.to_string(), reason: reason.to_string() }
@@ -74,10 +79,16 @@ impl Handle {
                     TriggerRefusal::ShuttingDown => TriggerError::ShuttingDown,
                 });
             }
-        }
+            waiter
+        };
+        // A caller that stops waiting (a timeout, a dropped task) takes its
+        // waiter back, so that nothing stays allocated for it.
+        let mut waiting = Waiting { inner: &self.inner, worker: w, waiter: Some(waiter) };
         // The sender is dropped only when the orchestrator stops without
         // answering, which shutdown never does for an accepted trigger.
-        outcome.await.map_err(|_| TriggerError::ShuttingDown)
+        let outcome = outcome.await.map_err(|_| TriggerError::ShuttingDown);
+        waiting.waiter = None;
+        outcome
     }
 
     /// Enables the worker named `name` and resets its failure count; it
@@ -102,10 +113,14 @@ impl Handle {
     }
 
     /// A snapshot of the orchestrator and every worker.
+    ///
+    /// Cheap to call often (a dashboard, a health check): it holds the
+    /// scheduler's lock only for a few microseconds at a time, copying 64
+    /// workers per hold, and builds the snapshot without it. With more than
+    /// 64 workers, each worker's entry is consistent in itself, but two
+    /// workers may be seen a few microseconds apart.
     pub fn status(&self) -> Status {
-        let shared = self.inner.lock();
-        let mut status = Status::of(&shared.engine, shared.lifecycle, self.inner.wakeups(), runtime::now());
-        drop(shared);
+        let mut status = self.inner.status();
         status.instance = self.instance.to_string();
         status
     }
@@ -126,6 +141,11 @@ impl Handle {
     pub async fn history(&self, name: &str, limit: usize) -> Result<Vec<FireRecord>, HistoryError> {
         let w = self.inner.find(name).ok_or_else(|| HistoryError::UnknownWorker(name.to_string()))?;
         Ok(self.inner.lock().engine.history(w, limit, &self.instance))
+    }
+
+    /// Status changes as they happen: see [`Changes`].
+    pub fn changes(&self) -> Changes {
+        Changes::new(self.inner.clone())
     }
 
     /// Graceful shutdown, as on SIGTERM: no new runs start, running ones are
@@ -151,6 +171,22 @@ impl Handle {
         let mut shared = self.inner.lock();
         if shared.lifecycle != crate::status::OrchestratorState::Created {
             shared.engine.register_metrics();
+        }
+    }
+}
+
+/// A trigger's waiter while its caller waits (see [`Handle::trigger`]).
+struct Waiting<'a> {
+    inner: &'a Arc<Inner>,
+    worker: usize,
+    /// `None` once answered.
+    waiter: Option<crate::engine::WaiterId>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.waiter.take() {
+            Inner::forget_waiter(&mut self.inner.lock(), self.worker, waiter);
         }
     }
 }

@@ -133,6 +133,7 @@ pub use error::{BuildError, ControlError, Error, HistoryError, Location, Problem
 pub use handle::Handle;
 pub use history::{FireOutcome, FireRecord};
 pub use orchestrator_macros::worker;
+pub use runtime::Changes;
 pub use spec::{Misfire, Mode, Priority, Scope, WorkerSpec};
 pub use status::{DisabledCause, OrchestratorState, RunOutcome, Status, WorkerState, WorkerStatus};
 pub use worker_fn::{StateType, WorkerArg, WorkerFn, WorkerOutput};

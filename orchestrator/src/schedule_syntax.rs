@@ -4,7 +4,7 @@
 //! This file is compiled twice: into the runtime crate, and (through
 //! `#[path]`) into `orchestrator-macros`, so that the attribute rejects at
 //! compile time exactly what the runtime would reject at startup. It must stay
-//! free of anything but `croner` and `chrono-tz`.
+//! free of anything but `croner`, `chrono` and `chrono-tz`.
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -22,12 +22,41 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
              or 6 (with a leading seconds field), this one has {fields}"
         ));
     }
-    CronParser::builder()
+    let cron = CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
         .build()
         .parse(expr)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    // The Gregorian calendar repeats every 400 years, weekdays included: an
+    // expression that matches nothing in the search croner makes from 2000
+    // (to year 5000) matches nothing ever. Refused here, such a worker
+    // never reaches the scheduler, where every next-slot computation would
+    // repeat that search.
+    let start = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|day| day.and_hms_opt(0, 0, 0));
+    if start.is_some_and(|start| cron.find_next_occurrence(&start, true).is_err()) {
+        return Err("it never fires: no date matches it (is the day of the month in that month, \
+                    e.g. not `30 2` for February 30th?)"
+            .to_string());
+    }
+    Ok(cron)
+}
+
+/// The longest duration a worker option accepts: 100 years. Anything longer
+/// is surely a mistake (`Duration::MAX` meaning "never"), and could not be
+/// added to a clock reading without overflowing.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
+/// Refuses a duration longer than [`MAX_DURATION`] for the option `key`.
+pub fn check_duration(key: &str, duration: std::time::Duration) -> Result<(), String> {
+    if duration <= MAX_DURATION {
+        return Ok(());
+    }
+    Err(format!(
+        "`{key}` is longer than the limit of 100 years ({} days): to never do something, leave it out \
+         or disable the worker instead",
+        duration.as_secs() / 86_400
+    ))
 }
 
 /// Looks up an IANA time zone name such as `"Europe/Paris"` or `"UTC"`.

@@ -455,6 +455,33 @@ impl WorkerSpec {
                 "a Continuous worker is restarted after `restart_delay` instead of retried: remove `retries`".into(),
             );
         }
+        let durations = [
+            (
+                "interval",
+                match &self.schedule {
+                    Some(ScheduleSpec::Interval(d)) => Some(*d),
+                    _ => None,
+                },
+            ),
+            (
+                "delay",
+                match &self.schedule {
+                    Some(ScheduleSpec::Delay(d)) => Some(*d),
+                    _ => None,
+                },
+            ),
+            ("restart_delay", self.restart_delay),
+            ("timeout", self.timeout),
+            ("backoff", self.backoff),
+            ("max_backoff", self.max_backoff),
+            ("initial_delay", self.initial_delay),
+            ("jitter", self.jitter),
+        ];
+        for (key, duration) in durations {
+            if let Some(Err(reason)) = duration.map(|d| schedule_syntax::check_duration(key, d)) {
+                problem(key, reason);
+            }
+        }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             problem("timeout", "the timeout must be greater than zero".into());
         }

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use crate::context::RunId;
-use crate::engine::{DependencyWait, Disabled, Engine, Phase, Wait};
+use crate::engine::{DependencyWait, Disabled, Phase, RecordView, RunView, Wait};
+use crate::graph::{Graph, WorkerId};
+use crate::schedule::WallClock;
 use crate::spec::{HumanDuration, Mode, Priority, Scope};
 
 /// How a run ended, as returned by [`Handle::trigger`](crate::Handle::trigger).
@@ -250,105 +252,153 @@ fn seconds<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::
     }
 }
 
-impl Status {
-    pub(crate) fn of(engine: &Engine, state: OrchestratorState, wakeups: u64, now: Instant) -> Self {
-        let clock = *engine.clock();
-        let wall = |at: Instant| clock.wall(at);
-        let graph = engine.graph();
+/// What status shows of a worker that never changes after the build: worked
+/// out once, outside the engine lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Fixed {
+    pub(crate) name: String,
+    mode: Mode,
+    schedule: String,
+    priority: Priority,
+    scope: Scope,
+    depends_on: Vec<String>,
+    blocks: Vec<String>,
+}
+
+impl Fixed {
+    /// Every worker's fixed part, by worker id.
+    pub(crate) fn of_graph(graph: &Graph) -> Box<[Fixed]> {
         let name = |w: usize| graph.workers[w].name.to_string();
-        let workers = (0..engine.len())
-            .map(|w| {
-                let config = engine.config(w);
-                let record = engine.state(w);
-                let stats = &record.stats;
-                let edges = &graph.edges[w];
-                let activity = if let Some(reason) = &record.disabled {
-                    match &record.run {
-                        Some(run) if matches!(run.phase, Phase::Executing { .. }) => running(run, &wall),
-                        _ => WorkerState::Disabled { reason: reason.to_string(), cause: reason.into() },
-                    }
-                } else if let Some(run) = &record.run {
-                    match run.phase {
-                        Phase::Executing { .. } => running(run, &wall),
-                        Phase::Backoff { until } => WorkerState::Retrying {
-                            run_id: run.id,
-                            next_attempt: run.attempt + 1,
-                            next_attempt_at: wall(until),
-                        },
-                        Phase::Queued { since } => WorkerState::Retrying {
-                            run_id: run.id,
-                            next_attempt: run.attempt + 1,
-                            next_attempt_at: wall(since),
-                        },
-                    }
-                } else {
-                    match record.wait {
-                        None | Some(Wait::OwnRun) => WorkerState::Idle,
-                        Some(Wait::Slot) => WorkerState::WaitingForSlot,
-                        Some(Wait::Excluded { by }) => WorkerState::Excluded { by: name(by) },
-                        Some(Wait::Dependency { dependency, why }) => WorkerState::WaitingOnDependency {
-                            dependency: name(dependency),
-                            reason: match why {
-                                DependencyWait::NotFinished => "its fire due at or before this one has not finished",
-                                DependencyWait::NeverRan => "it has never finished a run",
-                                DependencyWait::Disabled => "it is disabled",
-                            }
-                            .to_string(),
-                        },
-                    }
-                };
-                let blocks = edges
+        graph
+            .workers
+            .iter()
+            .zip(&graph.edges)
+            .map(|(config, edges)| Fixed {
+                name: config.name.to_string(),
+                mode: config.schedule.mode(),
+                schedule: config.schedule.to_string(),
+                priority: config.priority,
+                scope: config.scope,
+                depends_on: edges.depends_on.iter().map(|&d| name(d)).collect(),
+                blocks: edges
                     .conflicts
                     .iter()
                     .filter(|c| {
                         edges.depends_on.binary_search(c).is_err() && edges.dependents.binary_search(c).is_err()
                     })
                     .map(|&c| name(c))
-                    .collect();
-                WorkerStatus {
-                    name: config.name.to_string(),
-                    mode: config.schedule.mode(),
-                    schedule: config.schedule.to_string(),
-                    priority: config.priority,
-                    scope: config.scope,
-                    enabled: record.enabled(),
-                    state: activity,
-                    fire_pending: record.run.is_some() && record.pending.is_some(),
-                    consecutive_failures: stats.consecutive_failures,
-                    runs: stats.runs,
-                    successes: stats.successes,
-                    failures: stats.failures,
-                    failed_attempts: stats.failed_attempts,
-                    upstream_failed: stats.upstream_failed,
-                    cancelled: stats.cancelled,
-                    missed_fires: stats.missed,
-                    coalesced_fires: stats.coalesced,
-                    last_started: stats.last_started.map(wall),
-                    last_finished: stats.last_finished.map(wall),
-                    last_duration: stats.last_duration,
-                    last_success: stats.last_success,
-                    last_error: stats.last_error.clone(),
-                    last_lateness: stats.last_lateness,
-                    max_lateness: stats.last_lateness.map(|_| stats.max_lateness),
-                    next_fire: record.slot.map(|s| wall(s.due)),
-                    depends_on: edges.depends_on.iter().map(|&d| name(d)).collect(),
-                    blocks,
-                }
+                    .collect(),
             })
-            .collect();
+            .collect()
+    }
+}
+
+/// What status shows of the orchestrator as a whole, copied with the first
+/// workers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Globals {
+    pub state: OrchestratorState,
+    pub max_concurrent: usize,
+    pub executing: usize,
+    pub clock: WallClock,
+}
+
+impl Status {
+    /// Builds the snapshot from copies of the engine's records (see
+    /// `runtime::mirror`), without the engine lock.
+    pub(crate) fn of(fixed: &[Fixed], views: &[RecordView], globals: &Globals, wakeups: u64, now: Instant) -> Self {
+        let names = |w: WorkerId| fixed[w].name.clone();
         Status {
             instance: String::new(), // the handle's to fill in
-            taken_at: wall(now),
-            state,
-            max_concurrent: engine.max_concurrent(),
-            executing: engine.executing(),
+            taken_at: globals.clock.wall(now),
+            state: globals.state,
+            max_concurrent: globals.max_concurrent,
+            executing: globals.executing,
             wakeups,
-            workers,
+            workers: fixed.iter().zip(views).map(|(f, v)| WorkerStatus::of(f, v, &globals.clock, &names)).collect(),
         }
     }
 }
 
-fn running(run: &crate::engine::Run, wall: &impl Fn(Instant) -> DateTime<Utc>) -> WorkerState {
+impl WorkerStatus {
+    /// One worker's status from its fixed part and a copy of its record;
+    /// `names` names other workers (dependencies, blockers).
+    pub(crate) fn of(
+        fixed: &Fixed,
+        record: &RecordView,
+        clock: &WallClock,
+        name: &impl Fn(WorkerId) -> String,
+    ) -> Self {
+        let wall = |at: Instant| clock.wall(at);
+        let stats = &record.stats;
+        let activity = if let Some(reason) = &record.disabled {
+            match &record.run {
+                Some(run) if matches!(run.phase, Phase::Executing { .. }) => running(run, &wall),
+                _ => WorkerState::Disabled { reason: reason.to_string(), cause: reason.into() },
+            }
+        } else if let Some(run) = &record.run {
+            match run.phase {
+                Phase::Executing { .. } => running(run, &wall),
+                Phase::Backoff { until } => WorkerState::Retrying {
+                    run_id: run.id,
+                    next_attempt: run.attempt + 1,
+                    next_attempt_at: wall(until),
+                },
+                Phase::Queued { since } => WorkerState::Retrying {
+                    run_id: run.id,
+                    next_attempt: run.attempt + 1,
+                    next_attempt_at: wall(since),
+                },
+            }
+        } else {
+            match record.wait {
+                None | Some(Wait::OwnRun) => WorkerState::Idle,
+                Some(Wait::Slot) => WorkerState::WaitingForSlot,
+                Some(Wait::Excluded { by }) => WorkerState::Excluded { by: name(by) },
+                Some(Wait::Dependency { dependency, why }) => WorkerState::WaitingOnDependency {
+                    dependency: name(dependency),
+                    reason: match why {
+                        DependencyWait::NotFinished => "its fire due at or before this one has not finished",
+                        DependencyWait::NeverRan => "it has never finished a run",
+                        DependencyWait::Disabled => "it is disabled",
+                    }
+                    .to_string(),
+                },
+            }
+        };
+        WorkerStatus {
+            name: fixed.name.clone(),
+            mode: fixed.mode,
+            schedule: fixed.schedule.clone(),
+            priority: fixed.priority,
+            scope: fixed.scope,
+            enabled: record.disabled.is_none(),
+            state: activity,
+            fire_pending: record.run.is_some() && record.pending,
+            consecutive_failures: stats.consecutive_failures,
+            runs: stats.runs,
+            successes: stats.successes,
+            failures: stats.failures,
+            failed_attempts: stats.failed_attempts,
+            upstream_failed: stats.upstream_failed,
+            cancelled: stats.cancelled,
+            missed_fires: stats.missed,
+            coalesced_fires: stats.coalesced,
+            last_started: stats.last_started.map(wall),
+            last_finished: stats.last_finished.map(wall),
+            last_duration: stats.last_duration,
+            last_success: stats.last_success,
+            last_error: stats.last_error.clone(),
+            last_lateness: stats.last_lateness,
+            max_lateness: stats.last_lateness.map(|_| stats.max_lateness),
+            next_fire: record.next_due.map(wall),
+            depends_on: fixed.depends_on.clone(),
+            blocks: fixed.blocks.clone(),
+        }
+    }
+}
+
+fn running(run: &RunView, wall: &impl Fn(Instant) -> DateTime<Utc>) -> WorkerState {
     let since = match run.phase {
         Phase::Executing { since } => since,
         _ => run.started,

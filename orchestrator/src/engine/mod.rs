@@ -45,7 +45,7 @@ use crate::status::RunOutcome;
 
 use timers::{Timer, TimerKind, Timers};
 use worker::{AttemptEnd, FinishedFire, Kind, ReadyKey, Slot, Traits, Waiters};
-pub(crate) use worker::{DependencyWait, Disabled, Phase, Run, Wait, WaiterId, WorkerRecord};
+pub(crate) use worker::{DependencyWait, Disabled, Phase, RecordView, Run, RunView, Wait, WaiterId, WorkerRecord};
 
 /// Something that happened, fed to [`Engine::handle`].
 #[derive(Debug)]
@@ -120,6 +120,8 @@ pub(crate) struct Engine {
     /// Runs in progress (any phase, Continuous included).
     runs_in_progress: usize,
     next_run: u64,
+    /// Bumped by every event: status copies nothing while it is unchanged.
+    generation: u64,
     rng: fastrand::Rng,
     actions: VecDeque<Action>,
     dirty: Vec<WorkerId>,
@@ -184,6 +186,7 @@ impl Engine {
             actions: VecDeque::new(),
             rng: fastrand::Rng::with_seed(seed),
             next_run: 1,
+            generation: 0,
             lifecycle: Lifecycle::Created,
             started: now,
             now,
@@ -205,6 +208,7 @@ impl Engine {
         &self.graph.workers[worker]
     }
 
+    #[cfg(test)]
     pub(crate) fn state(&self, worker: WorkerId) -> &WorkerRecord {
         &self.workers[worker]
     }
@@ -234,6 +238,16 @@ impl Engine {
 
     pub(crate) fn executing(&self) -> usize {
         self.executing
+    }
+
+    /// Changes whenever an event was handled (see [`RecordView`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Copies what status shows of `worker` into `view`.
+    pub(crate) fn view_into(&self, worker: WorkerId, view: &mut RecordView) {
+        self.workers[worker].view_into(view);
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -272,6 +286,7 @@ impl Engine {
     /// engine sits behind, so two events may arrive out of their clock
     /// order; the engine's time still never goes backwards.
     fn observe(&mut self, now: Instant) -> Instant {
+        self.generation = self.generation.wrapping_add(1);
         self.now = self.now.max(now);
         self.now
     }
@@ -311,8 +326,9 @@ impl Engine {
     /// Handles one event at `now`.
     pub(crate) fn handle(&mut self, now: Instant, event: Event) {
         let now = self.observe(now);
+        self.catch_up(now);
         match event {
-            Event::Timeout => self.on_timeout(now),
+            Event::Timeout => {}
             Event::AttemptFinished { worker, run, result } => self.on_attempt_finished(now, worker, run, result),
             Event::Enable(w) => self.enable(now, w),
             Event::Disable(w) => self.disable(now, w, Disabled::Manually),
@@ -329,6 +345,7 @@ impl Engine {
         if self.lifecycle == Lifecycle::ShuttingDown {
             return Err(TriggerRefusal::ShuttingDown);
         }
+        self.catch_up(now);
         let state = &self.workers[w];
         if let Some(reason) = &state.disabled {
             return Err(TriggerRefusal::Disabled(reason.clone()));
@@ -342,31 +359,81 @@ impl Engine {
         Ok(())
     }
 
+    /// Handles the timers due by `now` before an event at `now`, as if the
+    /// driver had been on time: an event must meet the state those timers
+    /// would have made (a dependency's due fire pending, a slot's run
+    /// started), or a dependent could be judged by a fire due after its own.
+    /// The driver is late whenever the runtime is busy, and an event (a
+    /// trigger, a report) may take the lock before it.
+    fn catch_up(&mut self, now: Instant) {
+        if self.timers.next_deadline().is_some_and(|at| at <= now) {
+            self.on_timeout(now);
+            self.settle(now);
+        }
+    }
+
+    /// Drops `waiter` from `w`'s fire (its caller stopped waiting).
+    pub(crate) fn forget_waiter(&mut self, w: WorkerId, waiter: WaiterId) {
+        let record = &mut self.workers[w];
+        let fires = [record.pending.as_mut(), record.run.as_mut().map(|run| &mut run.fire)];
+        for fire in fires.into_iter().flatten() {
+            fire.waiters.retain(|id| *id != waiter);
+        }
+    }
+
     fn on_timeout(&mut self, now: Instant) {
         while let Some(mut due) = self.timers.pop_due(now) {
             for timer in due.drain(..) {
                 let w = timer.worker;
+                let record = &mut self.workers[w];
                 match timer.kind {
-                    TimerKind::Slot { generation } => {
-                        if generation == self.workers[w].slot_generation
-                            && let Some(slot) = self.workers[w].slot.take()
-                        {
-                            self.on_slot(now, w, slot);
+                    TimerKind::Slot => {
+                        record.slot_timer = None;
+                        match record.slot {
+                            Some(slot) if slot.due <= now => {
+                                record.slot = None;
+                                self.on_slot(now, w, slot);
+                            }
+                            // Re-armed for later since this timer was set.
+                            Some(slot) => self.set_timer(w, TimerKind::Slot, slot.due),
+                            None => {}
                         }
                     }
-                    TimerKind::Retry { run } => {
-                        if let Some(r) = self.workers[w].run.as_mut()
-                            && r.id == run
+                    TimerKind::Retry => {
+                        record.retry_timer = None;
+                        if let Some(r) = record.run.as_mut()
                             && let Phase::Backoff { until } = r.phase
                         {
-                            r.phase = Phase::Queued { since: until };
-                            self.mark_dirty(w);
+                            if until <= now {
+                                r.phase = Phase::Queued { since: until };
+                                self.mark_dirty(w);
+                            } else {
+                                self.set_timer(w, TimerKind::Retry, until);
+                            }
                         }
                     }
                 }
             }
             self.timers.recycle(due);
         }
+    }
+
+    /// Makes sure `w` has a timer of `kind` that comes due at `at` or
+    /// before (see the `timers` module).
+    fn set_timer(&mut self, w: WorkerId, kind: TimerKind, at: Instant) {
+        let record = &mut self.workers[w];
+        let set = match kind {
+            TimerKind::Slot => &mut record.slot_timer,
+            TimerKind::Retry => &mut record.retry_timer,
+        };
+        let timer = Timer { worker: w, kind };
+        match *set {
+            Some(earlier) if earlier <= at => return,
+            Some(later) => self.timers.remove(later, timer),
+            None => {}
+        }
+        *set = Some(at);
+        self.timers.push(at, timer);
     }
 
     /// A scheduled slot was reached: arm the next one and offer the fire.
@@ -441,7 +508,7 @@ impl Engine {
             AttemptEnd::Retry { error, pause } => {
                 let until = now + pause;
                 self.workers[w].back_off(error, until);
-                self.timers.push(until, Timer { worker: w, kind: TimerKind::Retry { run } });
+                self.set_timer(w, TimerKind::Retry, until);
                 self.mark_dirty(w);
             }
         }
@@ -517,8 +584,12 @@ impl Engine {
             return;
         }
         self.metrics.enabled(w, true, 0);
+        // A grid schedule (interval, cron) resumes at its next slot even
+        // while a run goes on: that run's end arms nothing. Fixed-delay and
+        // Continuous workers count from the end of the run in progress.
+        let counts_from_run_end = matches!(self.traits[w].kind, Kind::Delay | Kind::Continuous);
         if self.lifecycle == Lifecycle::Running
-            && self.workers[w].run.is_none()
+            && !(counts_from_run_end && self.workers[w].run.is_some())
             && let Some(at) = worker::resumed_slot(config, &self.clock, self.started, now)
         {
             self.arm_slot(w, at);
@@ -557,6 +628,8 @@ impl Engine {
         for w in 0..self.workers.len() {
             let state = &mut self.workers[w];
             state.slot = None;
+            state.slot_timer = None;
+            state.retry_timer = None;
             state.ready = None;
             state.wait = None;
             if let Some(fire) = state.pending.take() {
@@ -756,6 +829,12 @@ impl Engine {
                 self.settle_before_newer_fire(w, fire.first_due);
             }
             self.runs_in_progress += 1;
+            // Fixed-delay and Continuous workers form one chain: this run's
+            // end arms the next slot. A slot armed before (the run was
+            // triggered during the delay) would start a second chain.
+            if matches!(traits.kind, Kind::Delay | Kind::Continuous) {
+                self.workers[w].disarm();
+            }
         }
         let next_run = &mut self.next_run;
         let run = self.workers[w].begin_attempt(now, || {
@@ -830,8 +909,8 @@ impl Engine {
     }
 
     fn arm_slot(&mut self, w: WorkerId, nominal: Instant) {
-        let (slot, generation) = self.workers[w].arm(nominal, self.traits[w].jitter(), &mut self.rng);
-        self.timers.push(slot.due, Timer { worker: w, kind: TimerKind::Slot { generation } });
+        let slot = self.workers[w].arm(nominal, self.traits[w].jitter(), &mut self.rng);
+        self.set_timer(w, TimerKind::Slot, slot.due);
     }
 
     /// Arms the first slot at or after `earliest`.

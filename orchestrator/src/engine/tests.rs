@@ -550,3 +550,101 @@ fn traits_keep_what_every_fire_reads_of_the_configuration() {
     // `b` and `c` conflict; `a` stands alone.
     assert_eq!((a.isolated, b.isolated, c.isolated), (true, false, false));
 }
+
+// ----- control at any moment -----------------------------------------------
+
+#[test]
+fn a_grid_worker_disabled_and_enabled_during_its_run_keeps_firing() {
+    for spec in [spec("tick").interval(s(10)), spec("tick").cron("*/10 * * * * *")] {
+        let mut sim = Sim::new(vec![spec], 5);
+        sim.advance_to(s(2)); // running since 0
+        let w = sim.id("tick");
+        sim.event(Event::Disable(w));
+        sim.event(Event::Enable(w));
+        sim.advance(s(1));
+        sim.succeed("tick");
+        assert!(sim.engine.state(w).slot.is_some(), "an enabled grid worker has a next fire");
+        for _ in 0..2 {
+            sim.advance_to(sim.elapsed() + s(10));
+            sim.succeed("tick");
+        }
+        assert_eq!(sim.starts_of("tick"), [0.0, 10.0, 20.0]);
+    }
+}
+
+#[test]
+fn a_trigger_handled_before_a_late_driver_meets_the_dependency_fire_already_due() {
+    // a fires every 10 s; b is triggered at 12 s, while the driver has not yet
+    // handled a's fire due at 10 s. b is judged by that fire, not by the
+    // failed one due at 0.
+    let mut sim = Sim::new(vec![spec("a").interval(s(10)), spec("b").depends_on("a")], 5);
+    sim.fail("a"); // the fire due at 0 failed
+    sim.now = sim.t0 + Duration::from_millis(12_000); // the driver is late
+    let waiter = sim.trigger("b").expect("accepted");
+    assert_eq!(sim.outcomes.get(&waiter), None, "b waits for a's fire due at 10 s");
+    assert!(sim.is_running("a"));
+    sim.succeed("a");
+    assert!(sim.is_running("b"));
+    sim.succeed("b");
+    assert_eq!(sim.outcomes.get(&waiter), Some(&RunOutcome::Succeeded));
+}
+
+#[test]
+fn a_scheduled_dependent_is_judged_by_the_dependency_fire_due_before_it_even_when_the_driver_is_late() {
+    // b's slot is due at 5 s; a is triggered at 6 s, before the late driver
+    // handled b's slot. b's fire is judged by a's fire at 1 s (a success),
+    // not by the one triggered at 6 s (a failure).
+    let mut sim = Sim::new(vec![spec("a"), spec("b").interval(s(100)).initial_delay(s(5)).depends_on("a")], 5);
+    sim.advance_to(s(1));
+    sim.trigger("a").expect("accepted");
+    sim.succeed("a");
+    sim.now = sim.t0 + s(6);
+    let _ = sim.trigger("a");
+    assert!(sim.is_running("b"), "b's fire due at 5 s runs on a's success at 1 s");
+    assert_eq!(sim.starts_of("b"), [6.0]);
+}
+
+#[test]
+fn a_continuous_worker_triggered_between_restarts_keeps_one_chain_and_its_restart_delay() {
+    let mut sim = Sim::new(vec![spec("consumer").mode(Mode::Continuous).restart_delay(s(2))], 5);
+    sim.advance_to(s(3));
+    sim.succeed("consumer"); // next start at 5
+    sim.advance_to(s(4));
+    sim.trigger("consumer").expect("accepted"); // starts now, at 4
+    sim.advance_to(s(7));
+    sim.succeed("consumer"); // next at 9
+    sim.advance_to(s(12));
+    sim.succeed("consumer"); // next at 14
+    sim.advance_to(s(15));
+    assert_eq!(sim.starts_of("consumer"), [0.0, 4.0, 9.0, 14.0]);
+}
+
+#[test]
+fn a_fixed_delay_worker_triggered_during_its_delay_counts_the_next_delay_from_that_run() {
+    let mut sim = Sim::new(vec![spec("drain").delay(s(10))], 5);
+    sim.advance(s(1));
+    sim.succeed("drain"); // next at 11
+    sim.advance_to(s(5));
+    sim.trigger("drain").expect("accepted");
+    sim.advance_to(s(8));
+    sim.succeed("drain"); // next at 18, and nothing at 11
+    sim.advance_to(s(18));
+    assert_eq!(sim.starts_of("drain"), [0.0, 5.0, 18.0]);
+}
+
+#[test]
+fn disable_and_enable_storms_keep_the_timer_set_bounded() {
+    let mut sim = Sim::new(vec![spec("hourly").delay(s(3600)), spec("ticker").interval(s(1))], 5);
+    sim.succeed("hourly");
+    let w = sim.id("hourly");
+    for _ in 0..5_000 {
+        sim.event(Event::Disable(w));
+        sim.advance(Duration::from_millis(1));
+        sim.event(Event::Enable(w));
+    }
+    assert!(sim.engine.timers.len() <= 4, "{} timers for two workers", sim.engine.timers.len());
+    // Still fires an hour after the last enable.
+    let enabled_at = sim.elapsed();
+    sim.advance_to(enabled_at + s(3600));
+    assert_eq!(sim.starts_of("hourly").len(), 2);
+}

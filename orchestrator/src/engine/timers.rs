@@ -4,26 +4,31 @@
 //! the same instant, every cron at `:00`), so timers are grouped by instant:
 //! a burst of ten thousand fires costs one ordered-map lookup, not ten
 //! thousand heap operations (a binary heap's `pop` was the largest single
-//! cost of the engine under W1). Stale timers are not removed; their owner
-//! recognises and skips them when they come due.
+//! cost of the engine under W1).
+//!
+//! A worker has at most one timer of each kind in the set: the engine keeps
+//! the instant of each in the worker's record, reuses a timer that comes
+//! due no later than the instant it needs (it re-arms from there when that
+//! timer fires), and removes one that would come too late. So the set stays
+//! bounded by twice the number of workers, whatever is enabled, disabled or
+//! re-armed in between.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::time::Instant;
 
-use crate::context::RunId;
 use crate::graph::WorkerId;
 
 /// What a timer stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimerKind {
-    /// A scheduled slot, valid while the worker's slot generation matches.
-    Slot { generation: u32 },
-    /// The end of a run's backoff.
-    Retry { run: RunId },
+    /// The worker's armed slot (if it is still due by then).
+    Slot,
+    /// The end of the worker's run's backoff (if it is still backing off).
+    Retry,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timer {
     pub worker: WorkerId,
     pub kind: TimerKind,
@@ -81,6 +86,37 @@ impl Timers {
         (*entry.key() <= now).then(|| entry.remove())
     }
 
+    /// Removes `timer`, set for `at` (rare: a worker needs an earlier timer
+    /// than the one it has). Keeps the order of the others.
+    pub(crate) fn remove(&mut self, at: Instant, timer: Timer) {
+        if let Some((staged_at, timers)) = &mut self.staged
+            && *staged_at == at
+            && let Some(i) = timers.iter().position(|t| *t == timer)
+        {
+            timers.remove(i);
+            if timers.is_empty()
+                && let Some((_, empty)) = self.staged.take()
+            {
+                self.spare.push(empty);
+            }
+            return;
+        }
+        if let Entry::Occupied(mut bucket) = self.buckets.entry(at)
+            && let Some(i) = bucket.get().iter().position(|t| *t == timer)
+        {
+            bucket.get_mut().remove(i);
+            if bucket.get().is_empty() {
+                self.spare.push(bucket.remove());
+            }
+        }
+    }
+
+    /// How many timers are set.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.buckets.values().map(Vec::len).sum::<usize>() + self.staged.as_ref().map_or(0, |(_, t)| t.len())
+    }
+
     pub(crate) fn recycle(&mut self, mut bucket: Vec<Timer>) {
         bucket.clear();
         self.spare.push(bucket);
@@ -99,7 +135,7 @@ mod tests {
     use super::*;
 
     fn slot(worker: WorkerId) -> Timer {
-        Timer { worker, kind: TimerKind::Slot { generation: 0 } }
+        Timer { worker, kind: TimerKind::Slot }
     }
 
     #[test]
@@ -127,6 +163,18 @@ mod tests {
         assert!(timers.pop_due(at(5)).is_none());
         timers.push(at(9), slot(8));
         timers.clear();
+        assert_eq!(timers.next_deadline(), None);
+        // Removal, from a bucket and from the staged run.
+        for w in [1, 2, 3] {
+            timers.push(at(6), slot(w));
+        }
+        timers.push(at(7), slot(4));
+        timers.remove(at(6), slot(2));
+        timers.remove(at(7), slot(4));
+        assert_eq!(timers.len(), 2);
+        assert_eq!(timers.pop_due(at(9)).map(workers), Some(vec![1, 3]));
+        timers.remove(at(6), slot(1));
+        assert_eq!(timers.len(), 0);
         assert_eq!(timers.next_deadline(), None);
     }
 }

@@ -136,7 +136,7 @@ impl std::fmt::Display for Disabled {
 ///
 /// Laid out by hand (see [`WorkerRecord`]): what a run's start writes, then
 /// what its end writes, then the rare counters.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 #[repr(C)]
 pub(crate) struct Stats {
     // Written when a run starts.
@@ -164,6 +164,30 @@ pub(crate) struct Stats {
     pub coalesced: u64,
 }
 
+/// What status shows of a worker's record: copied out under the engine lock
+/// (a few cache lines and at most two short strings), turned into a
+/// [`WorkerStatus`](crate::WorkerStatus) after the lock is released.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RecordView {
+    pub disabled: Option<Disabled>,
+    pub run: Option<RunView>,
+    pub wait: Option<Wait>,
+    /// A fire is due and waits (for its own run, a dependency, a slot, ...).
+    pub pending: bool,
+    /// When the armed slot is due.
+    pub next_due: Option<Instant>,
+    pub stats: Stats,
+}
+
+/// What status shows of a run in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RunView {
+    pub id: RunId,
+    pub attempt: u32,
+    pub phase: Phase,
+    pub started: Instant,
+}
+
 /// The key of the ready queue: higher priority first, then earlier due time,
 /// then name (worker ids follow name order).
 pub(crate) type ReadyKey = (std::cmp::Reverse<Priority>, Instant, WorkerId);
@@ -178,10 +202,11 @@ pub(crate) type ReadyKey = (std::cmp::Reverse<Priority>, Instant, WorkerId);
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct WorkerRecord {
-    /// Bumped whenever `slot` changes, so stale timers are recognised.
-    pub slot_generation: u32,
     pub last_fire: Option<FinishedFire>,
     pub slot: Option<Slot>,
+    /// When this worker's slot timer is set for, if it has one: it may come
+    /// before `slot` is due (it then re-arms) or find no slot (disarmed).
+    pub slot_timer: Option<Instant>,
     /// Why its pending fire or queued attempt is not running.
     pub wait: Option<Wait>,
     /// Its key while it sits in the ready queue.
@@ -199,6 +224,9 @@ pub(crate) struct WorkerRecord {
     pub verdicts: Verdicts,
     /// The error of the run's last failed attempt, while it waits to retry.
     pub retry_error: Option<String>,
+    /// When this worker's retry timer is set for, if it has one (as
+    /// `slot_timer`, for the end of a backoff).
+    pub retry_timer: Option<Instant>,
     /// Triggered workers with dependencies: which dependencies (same order as
     /// `depends_on`) succeeded since this worker's previous fire.
     pub fresh: Vec<bool>,
@@ -209,7 +237,8 @@ impl WorkerRecord {
         WorkerRecord {
             disabled,
             slot: None,
-            slot_generation: 0,
+            slot_timer: None,
+            retry_timer: None,
             pending: None,
             run: None,
             last_fire: None,
@@ -224,6 +253,17 @@ impl WorkerRecord {
 
     pub(crate) fn enabled(&self) -> bool {
         self.disabled.is_none()
+    }
+
+    /// Copies what status shows into `view`, reusing its allocations.
+    pub(crate) fn view_into(&self, view: &mut RecordView) {
+        view.disabled.clone_from(&self.disabled);
+        view.run =
+            self.run.as_ref().map(|r| RunView { id: r.id, attempt: r.attempt, phase: r.phase, started: r.started });
+        view.wait = self.wait;
+        view.pending = self.pending.is_some();
+        view.next_due = self.slot.map(|s| s.due);
+        view.stats.clone_from(&self.stats);
     }
 }
 
@@ -548,19 +588,16 @@ impl WorkerRecord {
         true
     }
 
-    /// Sets the next slot at `nominal`, due after `jitter` (drawn from `rng`);
-    /// returns it and the generation that identifies it.
-    pub(crate) fn arm(&mut self, nominal: Instant, jitter: Duration, rng: &mut fastrand::Rng) -> (Slot, u32) {
+    /// Sets the next slot at `nominal`, due after `jitter` (drawn from `rng`).
+    pub(crate) fn arm(&mut self, nominal: Instant, jitter: Duration, rng: &mut fastrand::Rng) -> Slot {
         let slot = Slot { nominal, due: nominal + schedule::random_up_to(rng, jitter) };
-        self.slot_generation = self.slot_generation.wrapping_add(1);
         self.slot = Some(slot);
-        (slot, self.slot_generation)
+        slot
     }
 
-    /// Drops the armed slot (its timer, if any, is recognised as stale).
+    /// Drops the armed slot (its timer, if any, finds no slot and does nothing).
     pub(crate) fn disarm(&mut self) {
         self.slot = None;
-        self.slot_generation = self.slot_generation.wrapping_add(1);
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 
+use futures_util::FutureExt;
 use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -123,8 +124,13 @@ async fn run_lane(doorbell: Arc<Doorbell>, lane: LaneContext) {
             }
             result
         }
-        .instrument(span)
-        .await;
+        .instrument(span);
+        // Whatever panics around the body (a tracing layer, say), the lane
+        // lives on and reports: a run in progress always has a live lane.
+        let result = match AssertUnwindSafe(result).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => AttemptResult::Panicked(panic_message(panic.as_ref())),
+        };
         lane.inner.attempt_finished(worker, run, result);
     }
 }

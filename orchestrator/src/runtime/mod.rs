@@ -15,10 +15,11 @@
 
 mod attempt;
 mod lane;
+mod mirror;
 mod signals;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ use crate::status::{OrchestratorState, RunOutcome};
 use crate::worker_fn::{RunFn, StateMap};
 
 use lane::{Lane, LaneContext};
+pub use mirror::Changes;
+use mirror::Mirror;
 pub(crate) use signals::Signals;
 
 /// State shared by the driver, the lanes and every [`Handle`](crate::Handle).
@@ -43,6 +46,12 @@ pub(crate) struct Inner {
     shared: Mutex<Shared>,
     /// Wakes the driver when its deadline moved earlier or all has stopped.
     wake: Notify,
+    /// What status shows, copied out of the engine (see [`mirror`]).
+    mirror: Mirror,
+    /// Wakes [`Changes`] streams after an event, while there are any.
+    changed: Notify,
+    /// How many [`Changes`] streams exist.
+    watchers: AtomicUsize,
     /// Cancelled when the driver has stopped.
     stopped: CancellationToken,
     /// Every attempt's `Context` token (through a child per lane): cancelled
@@ -86,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: OrchestratorState,
     /// Set when shutdown is requested: when remaining runs are cancelled.
     shutdown_deadline: Option<std::time::Instant>,
+    /// The engine generation [`Changes`] streams were last woken for.
+    published: u64,
 }
 
 /// An attempt to run, as the engine asked for it.
@@ -135,7 +146,16 @@ impl Drop for Guard<'_> {
 impl Inner {
     pub(crate) fn new(engine: Engine, states: StateMap, shutdown_timeout: Duration) -> Self {
         let workers = engine.len();
+        let globals = crate::status::Globals {
+            state: OrchestratorState::Created,
+            max_concurrent: engine.max_concurrent(),
+            executing: 0,
+            clock: *engine.clock(),
+        };
         Inner {
+            mirror: Mirror::new(crate::status::Fixed::of_graph(engine.graph()), globals),
+            changed: Notify::new(),
+            watchers: AtomicUsize::new(0),
             names: (0..workers).map(|w| engine.config(w).name.clone()).collect(),
             bodies: (0..workers).map(|w| engine.config(w).run.clone()).collect(),
             lanes: (0..workers).map(|_| OnceLock::new()).collect(),
@@ -148,6 +168,7 @@ impl Inner {
                 waiters: Slab::new(),
                 shutdown_deadline: None,
                 armed: None,
+                published: 0,
             }),
             wake: Notify::new(),
             stopped: CancellationToken::new(),
@@ -175,9 +196,17 @@ impl Inner {
                 (Some(_), None) => true,
                 (None, _) => false,
             };
+        let generation = shared.engine.generation();
+        let watched = generation != shared.published && self.watchers.load(Ordering::Relaxed) > 0;
+        if watched {
+            shared.published = generation;
+        }
         drop(shared);
         if must_look {
             self.wake.notify_one();
+        }
+        if watched {
+            self.changed.notify_waiters();
         }
         // Each lane is woken as soon as it has its attempt, so that in a
         // burst the first lanes run while the rest are being handed theirs.
@@ -198,6 +227,11 @@ impl Inner {
         self.lock().engine.handle(now, Event::AttemptFinished { worker, run, result });
     }
 
+    /// Whether the driver has not started (nor the orchestrator stopped).
+    pub(crate) fn is_created(self: &Arc<Self>) -> bool {
+        self.lock().lifecycle == OrchestratorState::Created
+    }
+
     pub(crate) fn wakeups(&self) -> u64 {
         self.wakeups.load(Ordering::Relaxed)
     }
@@ -205,6 +239,11 @@ impl Inner {
     /// Counts one of the driver's wake-ups, before it acts on it.
     fn woke(&self) {
         self.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the orchestrator and every worker (see [`mirror`]).
+    pub(crate) fn status(&self) -> crate::status::Status {
+        self.mirror.status(self)
     }
 
     pub(crate) async fn stopped(&self) {
@@ -217,8 +256,13 @@ impl Inner {
         shared.waiters.insert(tx)
     }
 
-    pub(crate) fn forget_waiter(shared: &mut Shared, id: WaiterId) {
-        shared.waiters.try_remove(id);
+    /// Forgets a waiter: its trigger was refused, or its caller stopped
+    /// waiting (then the engine drops it from `worker`'s fire too, so that
+    /// its id, reused, is never answered with this fire's outcome).
+    pub(crate) fn forget_waiter(shared: &mut Shared, worker: WorkerId, id: WaiterId) {
+        if shared.waiters.try_remove(id).is_some() {
+            shared.engine.forget_waiter(worker, id);
+        }
     }
 
     /// The id of the worker named `name`. Names never change after the
@@ -244,7 +288,9 @@ impl Inner {
             OrchestratorState::Running => {
                 let now = now();
                 shared.lifecycle = OrchestratorState::ShuttingDown;
-                shared.shutdown_deadline = Some(now + self.shutdown_timeout);
+                // A timeout too long to add to an instant means: wait for
+                // the runs, however long (`Duration::MAX`).
+                shared.shutdown_deadline = now.checked_add(self.shutdown_timeout);
                 tracing::info!(timeout = ?self.shutdown_timeout, "graceful shutdown requested");
                 shared.engine.handle(now, Event::Shutdown);
                 drop(shared);
@@ -349,7 +395,12 @@ impl Inner {
     }
 
     /// The driver loop; returns when everything has stopped.
+    ///
+    /// If its future is dropped before that (a `select!` branch that lost),
+    /// the orchestrator stops at once (see [`Abandoned`]): nothing may wait
+    /// for a driver that is gone.
     pub(crate) async fn drive(self: Arc<Self>, mut signals: Option<Signals>) -> Result<(), Error> {
+        let mut abandoned = Abandoned(Some(self.clone()));
         {
             let mut shared = self.lock();
             if shared.lifecycle != OrchestratorState::Created {
@@ -416,8 +467,16 @@ impl Inner {
                 }
             }
         }
+        abandoned.0 = None;
+        self.finish();
+        Ok(())
+    }
+
+    /// The end of a driver: marks the orchestrator stopped, closes the
+    /// lanes and wakes whoever waits for the stop.
+    fn finish(&self) {
         {
-            let mut shared = self.lock();
+            let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             shared.lifecycle = OrchestratorState::Stopped;
         }
         // A stopped engine starts nothing more: the lanes can end (each
@@ -430,7 +489,38 @@ impl Inner {
         }
         tracing::info!("orchestrator stopped");
         self.stopped.cancel();
-        Ok(())
+        self.changed.notify_waiters();
+    }
+
+    /// The orchestrator is dropped, or its driver's future is, before it
+    /// stopped: stop now. Nothing can wait for runs any more, so running
+    /// attempts are cancelled at once (dropped at their next poll), pending
+    /// fires and triggers are answered as cancelled, and `shutdown()`
+    /// returns.
+    pub(crate) fn abandon(self: &Arc<Self>) {
+        let lifecycle = self.lock().lifecycle;
+        match lifecycle {
+            OrchestratorState::Created => self.request_shutdown(),
+            OrchestratorState::Running | OrchestratorState::ShuttingDown => {
+                tracing::warn!("the orchestrator's run() future was dropped: stopping now");
+                self.request_shutdown();
+                self.force_stop("run() was dropped");
+                self.finish();
+            }
+            OrchestratorState::Stopped => {}
+        }
+    }
+}
+
+/// Stops the orchestrator if the driver's future is dropped before it
+/// finished (see [`Inner::drive`]).
+struct Abandoned(Option<Arc<Inner>>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.abandon();
+        }
     }
 }
 
@@ -450,5 +540,39 @@ async fn wait_signal(signals: &mut Option<Signals>) {
     match signals {
         Some(signals) => signals.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Orchestrator, WorkerSpec};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trigger_whose_caller_gave_up_leaves_no_waiter_behind() {
+        // "waits" depends on a worker that never runs: its fire waits forever.
+        let orchestrator = Orchestrator::builder()
+            .without_registered_workers()
+            .worker(WorkerSpec::new("never", || async {}))
+            .worker(WorkerSpec::new("waits", || async {}).depends_on("never"))
+            .build()
+            .expect("valid");
+        let handle = orchestrator.handle();
+        let inner = handle.inner().clone();
+        let running = tokio::spawn(orchestrator.run());
+        for _ in 0..1_000 {
+            let gave_up = tokio::time::timeout(Duration::from_millis(10), handle.trigger("waits")).await;
+            assert!(gave_up.is_err(), "the fire waits on its dependency");
+        }
+        {
+            let shared = inner.lock();
+            assert_eq!(shared.waiters.len(), 0, "every waiter was taken back");
+            let w = inner.find("waits").expect("known");
+            let fire = shared.engine.state(w).pending.as_ref().expect("the fire still waits");
+            assert!(fire.waiters.is_empty(), "the fire keeps no waiter id that could be reused");
+        }
+        handle.shutdown().await;
+        running.await.expect("joined").expect("stopped cleanly");
     }
 }
