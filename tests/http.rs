@@ -387,3 +387,55 @@ async fn serve_http_on_a_taken_address_fails_run_with_an_error_naming_it() {
     assert!(matches!(error, orchestrator::Error::Http { .. }));
     assert!(error.to_string().contains(&addr), "{error}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_stream_a_workers_state_change_as_it_happens_and_end_when_the_orchestrator_stops() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let (handle, task) = start(workers(&runs));
+    let app = app(&handle);
+    wait(1_100).await; // tick's first run is over: nothing changes until it is triggered
+    let response = app
+        .clone()
+        .oneshot(Request::get("/api/events").body(Body::empty()).expect("valid request"))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = response.into_body();
+    assert_eq!(post(&app, "/api/workers/slow/trigger?wait=false").await.0, StatusCode::ACCEPTED);
+
+    // Reads events until `slow` shows `state`; returns what came on the way.
+    let mut buffer = String::new();
+    let mut next_status = async |state: &str| -> Value {
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                let data: String = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+                if event.lines().any(|l| l == "event: status") {
+                    let worker: Value = serde_json::from_str(&data).expect("a WorkerStatus as JSON");
+                    if worker["name"] == "slow" && worker["state"] == state {
+                        return worker;
+                    }
+                }
+                continue;
+            }
+            let frame = body.frame().await.expect("the stream goes on").expect("a frame");
+            if let Ok(data) = frame.into_data() {
+                buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    };
+    let started = tokio::time::timeout(secs(1), next_status("running")).await.expect("delivered at once");
+    assert_eq!(started["state_detail"]["attempt"], 1);
+    let t0 = tokio::time::Instant::now();
+    let ended = tokio::time::timeout(secs(10), next_status("idle")).await.expect("delivered when the run ended");
+    assert_eq!(t0.elapsed(), std::time::Duration::from_millis(5_000), "the moment the 5 s run ended");
+    assert_eq!((ended["runs"].as_u64(), ended["successes"].as_u64()), (Some(1), Some(1)));
+    stop(handle, task).await;
+    let end = tokio::time::timeout(secs(10), async {
+        while let Some(frame) = body.frame().await {
+            frame.expect("a frame");
+        }
+    });
+    end.await.expect("the stream ends with the orchestrator");
+}

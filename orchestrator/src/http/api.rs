@@ -11,7 +11,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt, stream};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 
@@ -237,6 +239,23 @@ pub(crate) async fn disable(
     api.authorize(&headers)?;
     api.handle.disable(&name)?;
     worker_json(&api.handle, &name)
+}
+
+/// `GET /api/events`: server-sent events, one `status` event per worker
+/// whose status changed (its [`WorkerStatus`](crate::WorkerStatus) as
+/// JSON), as it happens; the stream ends when the orchestrator stops.
+/// Changes before the connection are not replayed: read `/api/status` once
+/// connected.
+pub(crate) async fn events(
+    State(api): State<Api>,
+) -> Sse<impl Stream<Item = Result<Event, axum::Error>> + Send + 'static> {
+    let changes = api.handle.changes();
+    let batches = stream::unfold(changes, |mut changes| async move {
+        let batch = changes.next().await?;
+        Some((stream::iter(batch), changes))
+    });
+    let events = batches.flatten().map(|worker| Event::default().event("status").json_data(&worker));
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// `GET /metrics`.

@@ -387,6 +387,8 @@ function follow() {
     live.textContent = "live";
     live.className = "pill good";
     if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+    // Events start at the connection: what changed before it is in a fresh status.
+    loadStatus().catch((e) => showError(e.message));
   });
   events.addEventListener("status", (e) => {
     try { update(JSON.parse(e.data)); } catch (err) { showError(`bad event: ${err.message}`); }
@@ -412,4 +414,4 @@ setInterval(() => {
 }, 1000);
 
 updateTokenButton();
-loadStatus().then(follow, (e) => { showError(e.message); follow(); });
+follow();

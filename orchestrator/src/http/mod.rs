@@ -135,6 +135,7 @@ pub fn router(handle: Handle, config: HttpConfig) -> Router {
         .route("/api/workers/{name}/trigger", post(api::trigger))
         .route("/api/workers/{name}/enable", post(api::enable))
         .route("/api/workers/{name}/disable", post(api::disable))
+        .route("/api/events", get(api::events))
         .route("/metrics", get(api::metrics))
         .route("/health", get(api::health))
         .fallback(api::not_found)
