@@ -44,8 +44,14 @@ function human(seconds) {
   return `${Math.floor(s / 86400)}d ${Math.round((s % 86400) / 3600)}h`;
 }
 const clock = (iso) => new Date(iso).toLocaleTimeString();
+function ago(iso) {
+  const seconds = (serverNow() - Date.parse(iso)) / 1000;
+  return seconds < 1 ? "just now" : `${human(seconds)} ago`;
+}
 function relative(iso) {
   const seconds = (Date.parse(iso) - serverNow()) / 1000;
+  // Within a second either way the clocks' skew decides the sign.
+  if (Math.abs(seconds) < 1) return seconds > 0 ? "in a moment" : "just now";
   return seconds >= 0 ? `in ${human(seconds)}` : `${human(seconds)} ago`;
 }
 
@@ -164,11 +170,11 @@ function stateWords(w) {
 
 function lastRun(w) {
   if (w.last_success == null && !w.last_finished) {
-    return w.last_started ? el("span", { class: "muted", text: `started ${relative(w.last_started)}` }) : el("span", { class: "muted", text: "never ran" });
+    return w.last_started ? el("span", { class: "muted", text: `started ${ago(w.last_started)}` }) : el("span", { class: "muted", text: "never ran" });
   }
   const outcome = w.last_success ? "succeeded" : (w.last_error && w.last_error.startsWith("cancelled") ? "cancelled" : "failed");
   const duration = w.last_duration_seconds != null ? ` in ${human(w.last_duration_seconds)}` : "";
-  const when = w.last_finished ? `, ${relative(w.last_finished)}` : "";
+  const when = w.last_finished ? `, ${ago(w.last_finished)}` : "";
   return el("div", {},
     el("span", { class: `outcome-${outcome}`, text: outcome }),
     el("span", { class: "muted", text: `${duration}${when}` }),
@@ -288,7 +294,7 @@ function renderGraph() {
   list.forEach((w) => depth(w.name));
   const columns = [];
   for (const w of list) (columns[layer.get(w.name)] ||= []).push(w.name);
-  const W = 150, H = 34, GX = 70, GY = 18, PAD = 10;
+  const W = 150, H = 34, GX = 70, GY = 18, PAD = 30;
   const pos = new Map();
   columns.forEach((names, x) => names.forEach((name, y) => pos.set(name, { x: PAD + x * (W + GX), y: PAD + y * (H + GY) })));
   const width = PAD * 2 + columns.length * W + (columns.length - 1) * GX;
@@ -316,9 +322,13 @@ function renderGraph() {
       const from = pos.get(other);
       if (!from || drawn.has(key)) continue;
       drawn.add(key);
-      const a = { x: to.x + W / 2, y: to.y + H }, b = { x: from.x + W / 2, y: from.y + H };
-      const bend = Math.max(a.y, b.y) + GY + Math.abs(a.x - b.x) / 6;
-      graph.append(svg("path", { class: "blocks", d: `M ${a.x} ${a.y} C ${a.x} ${bend}, ${b.x} ${bend}, ${b.x} ${b.y}` }));
+      // Center to center, under the nodes; within one column, bowed out
+      // to the left so that it passes no node in between.
+      const a = { x: to.x + W / 2, y: to.y + H / 2 }, b = { x: from.x + W / 2, y: from.y + H / 2 };
+      const d = a.x === b.x
+        ? `M ${to.x} ${a.y} C ${to.x - PAD - 20} ${a.y}, ${from.x - PAD - 20} ${b.y}, ${from.x} ${b.y}`
+        : `M ${a.x} ${a.y} L ${b.x} ${b.y}`;
+      graph.append(svg("path", { class: "blocks", d }));
     }
   }
   for (const w of list) {
