@@ -1,7 +1,7 @@
 //! The run history: per worker, its latest fires and how each ended, from
 //! [`Handle::history`](crate::Handle::history).
 //!
-//! The engine records into [`History`] at the points where it decides a
+//! The engine records into `History` at the points where it decides a
 //! fire's fate (a run starts, an attempt starts, a run ends, a fire is
 //! skipped, missed or dropped). The rings live in an array of their own,
 //! apart from the engine's per-worker records: a fire touches one ring
