@@ -138,6 +138,10 @@ pub(crate) struct Engine {
     /// model of the dependency rule.
     #[cfg(test)]
     pub(crate) fire_log: Vec<FireLog>,
+    /// Every run started, with its fire's due time and how many fires had
+    /// reached an outcome by then (for the same reference model).
+    #[cfg(test)]
+    pub(crate) start_log: Vec<(WorkerId, Instant, usize)>,
 }
 
 /// A fire that reached an outcome (test builds only).
@@ -147,6 +151,8 @@ pub(crate) struct FireLog {
     pub worker: WorkerId,
     pub first_due: Instant,
     pub succeeded: bool,
+    /// Recorded `upstream_failed`, judged for a fire due at this instant.
+    pub upstream_failed: Option<Instant>,
 }
 
 impl Engine {
@@ -186,6 +192,8 @@ impl Engine {
             clock: WallClock::new(now, DateTime::<Utc>::UNIX_EPOCH),
             #[cfg(test)]
             fire_log: Vec::new(),
+            #[cfg(test)]
+            start_log: Vec::new(),
         }
     }
 
@@ -306,7 +314,10 @@ impl Engine {
             Event::Disable(w) => self.disable(now, w, Disabled::Manually),
             Event::Shutdown => self.shutdown(now),
         }
-        self.settle(now);
+        // The event may have armed a timer that is already due (enabling
+        // resumes at a slot due now): its fire is offered before anything
+        // is judged, or a dependent could be judged without it.
+        self.catch_up(now);
     }
 
     /// Asks for a run of `worker` now; `waiter` is answered with its outcome
@@ -327,12 +338,12 @@ impl Engine {
         }
         tracing::debug!(worker = %self.graph.workers[w].name, "triggered");
         self.offer_fire(w, now, Misfire::FireOnce, Some(waiter));
-        self.settle(now);
+        self.catch_up(now);
         Ok(())
     }
 
-    /// Handles the timers due by `now` before an event at `now`, as if the
-    /// driver had been on time: an event must meet the state those timers
+    /// Handles the timers due by `now` (then settles), before and after an
+    /// event at `now`, as if the driver had been on time: an event must meet the state those timers
     /// would have made (a dependency's due fire pending, a slot's run
     /// started), or a dependent could be judged by a fire due after its own.
     /// The driver is late whenever the runtime is busy, and an event (a
@@ -340,8 +351,8 @@ impl Engine {
     fn catch_up(&mut self, now: Instant) {
         if self.timers.next_deadline().is_some_and(|at| at <= now) {
             self.on_timeout(now);
-            self.settle(now);
         }
+        self.settle(now);
     }
 
     /// Drops `waiter` from `w`'s fire (its caller stopped waiting).
@@ -419,6 +430,13 @@ impl Engine {
             self.workers[w].count_passed(traits.misfire, passed);
         }
         self.offer_fire(w, slot.due, traits.misfire, None);
+        // A fixed-delay or Continuous fire dropped under `Skip` (a blocker
+        // was running) counts as its previous run: the next one follows
+        // after the delay. Otherwise nothing would ever arm it again.
+        let record = &self.workers[w];
+        if matches!(traits.kind, Kind::Delay | Kind::Continuous) && record.pending.is_none() && record.run.is_none() {
+            self.arm_after_run(now, w);
+        }
     }
 
     /// A fire due at `due` arrives for `w`: becomes its pending fire, merges
@@ -489,7 +507,12 @@ impl Engine {
             self.ready.remove(&key);
         }
         #[cfg(test)]
-        self.fire_log.push(FireLog { worker: w, first_due: ended.first_due, succeeded: ended.succeeded });
+        self.fire_log.push(FireLog {
+            worker: w,
+            first_due: ended.first_due,
+            succeeded: ended.succeeded,
+            upstream_failed: None,
+        });
         self.resolve(ended.waiters, &outcome);
         if let Some(reason) = ended.disable {
             self.disable(now, w, reason);
@@ -761,7 +784,12 @@ impl Engine {
         state.last_fire = Some(FinishedFire { succeeded: false });
         tracing::warn!(worker = %name, dependency = %dependency_name, "fire skipped: upstream_failed");
         #[cfg(test)]
-        self.fire_log.push(FireLog { worker: w, first_due: fire.first_due, succeeded: false });
+        self.fire_log.push(FireLog {
+            worker: w,
+            first_due: fire.first_due,
+            succeeded: false,
+            upstream_failed: Some(fire.due),
+        });
         self.resolve(fire.waiters, &RunOutcome::UpstreamFailed { dependency: dependency_name });
         // A fixed-delay schedule counts the skipped fire as its previous run.
         if self.traits[w].kind == Kind::Delay && self.workers[w].enabled() {
@@ -776,6 +804,8 @@ impl Engine {
         let state = &self.workers[w];
         if state.run.is_none() {
             if let Some(fire) = &state.pending {
+                #[cfg(test)]
+                self.start_log.push((w, fire.due, self.fire_log.len()));
                 self.settle_before_newer_fire(w, fire.first_due);
             }
             self.runs_in_progress += 1;

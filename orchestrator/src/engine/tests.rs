@@ -648,3 +648,17 @@ fn disable_and_enable_storms_keep_the_timer_set_bounded() {
     sim.advance_to(enabled_at + s(3600));
     assert_eq!(sim.starts_of("hourly").len(), 2);
 }
+
+#[test]
+fn a_fixed_delay_fire_skipped_while_a_blocker_runs_is_followed_by_the_next_one_after_the_delay() {
+    let mut sim = Sim::new(
+        vec![spec("drain").delay(s(10)).misfire(Misfire::Skip).initial_delay(s(1)), spec("lock").blocks("drain")],
+        5,
+    );
+    sim.trigger("lock").expect("accepted"); // runs from 0 to 5
+    sim.advance_to(s(5));
+    assert_eq!(sim.engine.state(sim.id("drain")).stats.missed, 1, "the fire due at 1 s was skipped");
+    sim.succeed("lock");
+    sim.advance_to(s(11));
+    assert_eq!(sim.starts_of("drain"), [11.0], "the next fire follows the skipped one after the delay");
+}
