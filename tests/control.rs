@@ -27,14 +27,17 @@ async fn trigger_refuses_unknown_disabled_and_running_workers() {
     let (handle, task) =
         start(builder().worker(working("busy", 10_000).interval(secs(60))).worker(working("off", 0).enabled(false)));
     wait(1).await;
-    assert_eq!(handle.trigger("nope").await, Err(TriggerError::UnknownWorker("nope".into())));
+    assert_eq!(
+        handle.trigger("nope").await,
+        Err(TriggerError::UnknownWorker { name: "nope".into(), did_you_mean: None })
+    );
     assert_eq!(
         handle.trigger("off").await,
         Err(TriggerError::Disabled { name: "off".into(), reason: "configured with enabled = false".into() })
     );
     assert_eq!(handle.trigger("busy").await, Err(TriggerError::AlreadyRunning("busy".into())));
-    assert_eq!(handle.enable("nope"), Err(ControlError::UnknownWorker("nope".into())));
-    assert_eq!(handle.disable("nope"), Err(ControlError::UnknownWorker("nope".into())));
+    assert_eq!(handle.enable("nope"), Err(ControlError::UnknownWorker { name: "nope".into(), did_you_mean: None }));
+    assert_eq!(handle.disable("nope"), Err(ControlError::UnknownWorker { name: "nope".into(), did_you_mean: None }));
     handle.enable("off").expect("known");
     assert_eq!(handle.trigger("off").await, Ok(RunOutcome::Succeeded));
     stop(handle.clone(), task).await;

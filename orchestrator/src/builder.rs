@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Engine;
-use crate::error::{BuildError, Error};
-use crate::graph;
+use crate::error::{BuildError, Error, Problem, ProblemKind};
+use crate::graph::{self, Graph};
 use crate::handle::Handle;
 use crate::registry;
 use crate::runtime::{Inner, Signals};
@@ -83,8 +83,12 @@ impl OrchestratorBuilder {
 
     /// At most this many scheduled or triggered runs execute at once
     /// (default 5). Continuous workers are not counted.
+    ///
+    /// At least 1: [`build`](Self::build) refuses 0, with a
+    /// [`ProblemKind::InvalidOption`](crate::ProblemKind::InvalidOption) for
+    /// `max_concurrent`, since no scheduled or triggered run could ever start.
     pub fn max_concurrent(mut self, limit: usize) -> Self {
-        self.max_concurrent = limit.max(1);
+        self.max_concurrent = limit;
         self
     }
 
@@ -104,15 +108,43 @@ impl OrchestratorBuilder {
 
     /// Runs startup validation without keeping the result.
     pub fn validate(&self) -> Result<(), BuildError> {
-        graph::validate(self.specs.clone(), &self.states).map(drop)
+        Self::validated(self.settings_problems(), graph::validate(self.specs.clone(), &self.states)).map(drop)
     }
 
-    /// Validates the whole graph and returns the orchestrator, or every
-    /// problem found.
+    /// Validates the settings and the whole graph and returns the
+    /// orchestrator, or every problem found.
     pub fn build(self) -> Result<Orchestrator, BuildError> {
-        let graph = graph::validate(self.specs, &self.states)?;
+        let graph = Self::validated(self.settings_problems(), graph::validate(self.specs, &self.states))?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
         let engine = Engine::new(graph, self.max_concurrent, seed, crate::runtime::now());
         Ok(Orchestrator { inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)) })
+    }
+
+    /// What is wrong with the builder's own settings (not a worker's).
+    fn settings_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.max_concurrent == 0 {
+            problems.push(Problem::new(
+                None,
+                None,
+                ProblemKind::InvalidOption {
+                    key: "max_concurrent",
+                    reason: "must be at least 1: with 0, no scheduled or triggered run could ever start".into(),
+                },
+            ));
+        }
+        problems
+    }
+
+    /// The settings' problems and the graph's, reported together.
+    fn validated(mut problems: Vec<Problem>, graph: Result<Graph, BuildError>) -> Result<Graph, BuildError> {
+        match graph {
+            Ok(graph) if problems.is_empty() => Ok(graph),
+            Ok(_) => Err(BuildError::new(problems)),
+            Err(error) => {
+                problems.extend_from_slice(error.problems());
+                Err(BuildError::new(problems))
+            }
+        }
     }
 }

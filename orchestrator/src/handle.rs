@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Event, TriggerRefusal};
 use crate::error::{ControlError, TriggerError};
+use crate::graph;
 use crate::runtime::{self, Inner};
 use crate::status::{RunOutcome, Status};
 
@@ -48,7 +49,7 @@ impl Handle {
     /// down.
     pub async fn trigger(&self, name: &str) -> Result<RunOutcome, TriggerError> {
         let Some(w) = self.inner.find(name) else {
-            return Err(TriggerError::UnknownWorker(name.to_string()));
+            return Err(TriggerError::UnknownWorker { name: name.to_string(), did_you_mean: self.did_you_mean(name) });
         };
         // Everything that can be done before taking the lock is.
         let (tx, outcome) = oneshot::channel();
@@ -87,10 +88,20 @@ impl Handle {
     }
 
     fn control(&self, name: &str, event: fn(usize) -> Event) -> Result<(), ControlError> {
-        let w = self.inner.find(name).ok_or_else(|| ControlError::UnknownWorker(name.to_string()))?;
+        let w = self.inner.find(name).ok_or_else(|| ControlError::UnknownWorker {
+            name: name.to_string(),
+            did_you_mean: self.did_you_mean(name),
+        })?;
         let now = runtime::now();
         self.inner.lock().engine.handle(now, event(w));
         Ok(())
+    }
+
+    /// The worker name closest to an unknown `name`, by startup validation's
+    /// rule, for the error's did-you-mean.
+    fn did_you_mean(&self, name: &str) -> Option<String> {
+        let names: Vec<&str> = self.inner.names().iter().map(|n| &**n).collect();
+        graph::did_you_mean(name, &names).map(str::to_string)
     }
 
     /// A snapshot of the orchestrator and every worker.

@@ -221,6 +221,11 @@ impl Inner {
         shared.waiters.try_remove(id);
     }
 
+    /// Every worker's name, by id (in name order).
+    pub(crate) fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
     /// The id of the worker named `name`. Names never change after the
     /// build, so this needs no lock.
     pub(crate) fn find(&self, name: &str) -> Option<WorkerId> {
