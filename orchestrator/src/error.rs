@@ -216,14 +216,17 @@ pub enum ControlError {
     },
 }
 
-/// The error of [`run`](crate::run) and [`Orchestrator::run`](crate::Orchestrator::run).
+/// The error of [`run`](crate::run), [`Orchestrator::run`](crate::Orchestrator::run) and
+/// [`Orchestrator::run_until`](crate::Orchestrator::run_until).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The worker graph is invalid; nothing was started.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// Installing the SIGINT/SIGTERM handlers failed.
+    /// Installing the SIGINT/SIGTERM handlers failed (only
+    /// [`Orchestrator::run`](crate::Orchestrator::run) and [`run`](crate::run)
+    /// install them).
     #[error("cannot listen for shutdown signals: {0}")]
     Signal(#[source] std::io::Error),
 }
