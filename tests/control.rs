@@ -104,7 +104,7 @@ async fn status_explains_waiting_and_serializes() {
         status.worker("process").unwrap().state,
         WorkerState::WaitingOnDependency {
             dependency: "fetch".into(),
-            reason: "its fire due at or before this one has not finished".into()
+            reason: "its fire due by then has not finished".into()
         }
     );
     assert_eq!(status.worker("cleanup").unwrap().state, WorkerState::Excluded { by: "fetch".into() });

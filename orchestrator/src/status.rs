@@ -131,7 +131,10 @@ pub enum WorkerState {
     WaitingOnDependency {
         /// The dependency.
         dependency: String,
-        /// Why it holds this worker back.
+        /// Why it holds this worker back: `its fire due by then has not
+        /// finished`, `it is disabled`, or `it has never run` (which lasts
+        /// until the dependency first succeeds; for a Triggered dependency,
+        /// `it has never run, and runs only when triggered`).
         reason: String,
     },
     /// Due, held back by a conflicting run (`blocks`, or a dependency relation).
@@ -254,8 +257,17 @@ impl Status {
                         Some(Wait::Dependency { dependency, why }) => WorkerState::WaitingOnDependency {
                             dependency: name(dependency),
                             reason: match why {
-                                DependencyWait::NotFinished => "its fire due at or before this one has not finished",
-                                DependencyWait::NeverRan => "it has never finished a run",
+                                DependencyWait::NotFinished => "its fire due by then has not finished",
+                                // The wait that can last forever: say what ends it.
+                                DependencyWait::NeverRan
+                                    if matches!(
+                                        engine.config(dependency).schedule,
+                                        crate::spec::Schedule::Triggered
+                                    ) =>
+                                {
+                                    "it has never run, and runs only when triggered"
+                                }
+                                DependencyWait::NeverRan => "it has never run",
                                 DependencyWait::Disabled => "it is disabled",
                             }
                             .to_string(),
@@ -328,7 +340,7 @@ impl fmt::Display for WorkerState {
             WorkerState::Running { run_id, attempt, .. } => write!(f, "running (run {run_id}, attempt {attempt})"),
             WorkerState::Retrying { next_attempt, .. } => write!(f, "retrying (attempt {next_attempt} next)"),
             WorkerState::WaitingForSlot => f.write_str("waiting for a slot"),
-            WorkerState::WaitingOnDependency { dependency, .. } => write!(f, "waiting on {dependency}"),
+            WorkerState::WaitingOnDependency { dependency, reason } => write!(f, "waiting on {dependency}: {reason}"),
             WorkerState::Excluded { by } => write!(f, "excluded by {by}"),
             WorkerState::Disabled { reason } => write!(f, "disabled: {reason}"),
         }
