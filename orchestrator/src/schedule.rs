@@ -138,7 +138,10 @@ mod tests {
 
     #[test]
     fn a_cron_value_out_of_range_names_its_field_and_the_range() {
-        let reason = |expr: &str| parse_cron(expr).err().expect("refused");
+        let reason = |expr: &str| match parse_cron(expr) {
+            Ok(_) => panic!("`{expr}` was accepted"),
+            Err(reason) => reason,
+        };
         assert_eq!(reason("0 25 * * *"), "hour 25 is out of range 0-23");
         assert_eq!(reason("61 * * * *"), "minute 61 is out of range 0-59");
         assert_eq!(reason("0 0 0 * *"), "day-of-month 0 is out of range 1-31");
