@@ -79,7 +79,7 @@ async fn disable_stops_future_fires_and_enable_resumes() {
     assert_eq!(handle.status().worker("tick").unwrap().runs, 1);
     assert_eq!(
         handle.status().worker("tick").unwrap().state,
-        WorkerState::Disabled { reason: "disabled through the handle".into() }
+        WorkerState::Disabled { reason: "through the handle".into() }
     );
     handle.enable("tick").expect("known");
     wait(5_500).await; // next grid slot at 40 s
@@ -161,4 +161,48 @@ async fn a_trigger_before_the_start_runs_once_started_or_is_cancelled_by_shutdow
     wait(1_000).await;
     handle.shutdown().await;
     assert_eq!(early.await.unwrap(), Ok(RunOutcome::Cancelled { reason: "shutdown".into() }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_table_says_when_a_retry_comes_and_why_a_worker_is_disabled() {
+    let flaky = WorkerSpec::new("flaky", || async { Err::<(), _>("broker down") })
+        .retries(1)
+        .backoff(secs(2))
+        .max_consecutive_failures(0);
+    let broken = WorkerSpec::new("broken", || async { Err::<(), _>("disk full") }).max_consecutive_failures(1);
+    let (handle, task) = start(builder().worker(flaky).worker(broken));
+    handle.trigger("broken").await.expect("accepted");
+    let flaky = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.trigger("flaky").await }
+    });
+    wait(10).await;
+    let status = handle.status();
+    let WorkerState::Retrying { next_attempt_at, .. } = status.worker("flaky").unwrap().state else {
+        panic!("flaky is not retrying: {status}");
+    };
+    let ahead = (next_attempt_at - status.taken_at).to_std().expect("ahead");
+    let table = status.to_string();
+    assert!(table.contains(&format!("retrying, attempt 2 in {:.1}s", ahead.as_secs_f64())), "{table}");
+    assert!(table.contains("disabled: after 1 consecutive failures; last error:"), "{table}");
+    assert!(!table.contains("disabled: disabled"), "{table}");
+    let reason = "after 1 consecutive failures; last error: disk full";
+    assert_eq!(status.worker("broken").unwrap().state, WorkerState::Disabled { reason: reason.into() });
+    assert!(flaky.await.expect("task").is_ok());
+    stop(handle, task).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_table_names_the_concurrency_limit_a_worker_waits_for() {
+    let (handle, task) = start(
+        builder()
+            .max_concurrent(1)
+            .worker(working("hog", 10_000).interval(secs(60)))
+            .worker(working("queued", 0).interval(secs(60)).initial_delay(Duration::from_millis(1))),
+    );
+    wait(10).await;
+    assert_eq!(handle.status().worker("queued").unwrap().state, WorkerState::WaitingForSlot);
+    let table = handle.status().to_string();
+    assert!(table.contains("waiting for a free slot (max_concurrent = 1)"), "{table}");
+    stop(handle, task).await;
 }

@@ -91,7 +91,7 @@ async fn attempts_run_in_a_span_and_every_transition_is_an_event() {
         &["message=attempt failed, retrying", "worker=flaky", "first attempt fails"],
         &["message=run succeeded", "worker=flaky", "attempts=2"],
         &["message=run failed", "worker=broken", "always"],
-        &["message=worker disabled", "worker=broken", "disabled after 1 consecutive failures"],
+        &["message=worker disabled", "worker=broken", "reason=after 1 consecutive failures"],
         &["message=worker enabled", "worker=broken"],
         &["message=graceful shutdown requested"],
         &["message=orchestrator stopped"],
