@@ -103,7 +103,10 @@ async fn attempts_run_in_a_span_and_every_transition_is_an_event() {
 /// Events at WARN and above, each as its level and its own fields (no span
 /// fields: under a WARN filter the INFO attempt span is disabled).
 #[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<(tracing::Level, Vec<String>)>>>);
+struct Warnings(Arc<Mutex<Vec<LeveledEvent>>>);
+
+/// An event's level and its fields as `name=value`.
+type LeveledEvent = (tracing::Level, Vec<String>);
 
 impl<S: Subscriber> Layer<S> for Warnings {
     fn on_event(&self, event: &Event<'_>, _: LayerContext<'_, S>) {
@@ -122,12 +125,12 @@ impl Warnings {
         (warnings.clone(), tracing::subscriber::set_default(subscriber))
     }
 
-    fn events(&self) -> Vec<(tracing::Level, Vec<String>)> {
+    fn events(&self) -> Vec<LeveledEvent> {
         self.0.lock().unwrap().clone()
     }
 
     /// The events that mention `worker`'s name as their `worker` field.
-    fn of(&self, worker: &str) -> Vec<(tracing::Level, Vec<String>)> {
+    fn of(&self, worker: &str) -> Vec<LeveledEvent> {
         let field = format!("worker={worker}");
         self.events().into_iter().filter(|(_, fields)| fields.contains(&field)).collect()
     }
