@@ -107,9 +107,7 @@ async fn a_worker_that_keeps_failing_is_disabled_with_the_reason_and_enable_resu
     assert!(!broken.enabled);
     assert_eq!(
         broken.state,
-        WorkerState::Disabled {
-            reason: "disabled after 3 consecutive failures; last error: database unreachable".into()
-        }
+        WorkerState::Disabled { reason: "after 3 consecutive failures; last error: database unreachable".into() }
     );
     assert_eq!(broken.next_fire, None);
     handle.enable("broken").expect("known worker");

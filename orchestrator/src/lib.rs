@@ -148,6 +148,10 @@ pub fn validate() -> Result<(), BuildError> {
 ///
 /// Equivalent to `Orchestrator::builder().build()?.run().await`; use the
 /// builder for state, settings and programmatic workers.
+///
+/// Needs the `signals` cargo feature (on by default); without it, use
+/// [`Orchestrator::run_until`] with the application's own shutdown future.
+#[cfg(feature = "signals")]
 pub async fn run() -> Result<(), Error> {
     Orchestrator::builder().build()?.run().await
 }

@@ -27,7 +27,7 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
         .year(Year::Disallowed)
         .build()
         .parse(expr)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| value_out_of_range(expr).unwrap_or_else(|| e.to_string()))?;
     // The Gregorian calendar repeats every 400 years, weekdays included: an
     // expression that matches nothing in the search croner makes from 2000
     // (to year 5000) matches nothing ever. Refused here, such a worker
@@ -57,6 +57,40 @@ pub fn check_duration(key: &str, duration: std::time::Duration) -> Result<(), St
          or disable the worker instead",
         duration.as_secs() / 86_400
     ))
+}
+
+/// Names the field and its range when a rejected expression has a number
+/// out of range (croner says only "Number out of bounds."): `hour 25 is out
+/// of range 0-23`. `None` when every number is in range, so that croner's
+/// own reason is kept for other mistakes. Only consulted after croner
+/// refused the expression, so it can never reject one croner accepts.
+fn value_out_of_range(expr: &str) -> Option<String> {
+    const MINUTE_FIELDS: [(&str, u32, u32); 5] =
+        [("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7)];
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let names = match fields.len() {
+        5 => &MINUTE_FIELDS[..],
+        6 => &[("second", 0, 59)][..],
+        _ => return None,
+    };
+    let names = names.iter().chain(if fields.len() == 6 { &MINUTE_FIELDS[..] } else { &[] });
+    for (field, &(name, min, max)) in fields.iter().zip(names) {
+        // `1-5,10/2`: the values are the range bounds before any `/step`;
+        // `5#3` (nth weekday) and `15W`/`5L` carry a modifier after them.
+        for item in field.trim_start_matches('+').split(',') {
+            let range = item.split('/').next().unwrap_or_default();
+            for bound in range.split('-') {
+                let digits = bound.split('#').next().unwrap_or_default().trim_end_matches(['L', 'l', 'W', 'w']);
+                if let Ok(value) = digits.parse::<u32>()
+                    && !(min..=max).contains(&value)
+                {
+                    let note = if name == "day-of-week" { " (0 and 7 are Sunday)" } else { "" };
+                    return Some(format!("{name} {value} is out of range {min}-{max}{note}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Looks up an IANA time zone name such as `"Europe/Paris"` or `"UTC"`.

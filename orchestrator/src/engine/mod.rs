@@ -676,7 +676,18 @@ impl Engine {
         match self.check_dependencies(w) {
             Dependencies::Failed(dependency) => return self.upstream_failed(now, w, dependency),
             Dependencies::Wait(wait) => {
-                self.workers[w].wait = Some(wait);
+                let previous = self.workers[w].wait.replace(wait);
+                // A wait on a dependency that has never run can last forever
+                // (a Triggered dependency nobody triggers): say so once, when
+                // it starts, not at every re-evaluation.
+                if let Wait::Dependency { dependency, why: DependencyWait::NeverRan } = wait
+                    && previous != Some(wait)
+                {
+                    tracing::info!(
+                        worker = %self.graph.workers[w].name, dependency = %self.graph.workers[dependency].name,
+                        "waiting on a dependency that has never run; it starts once the dependency has succeeded"
+                    );
+                }
                 return;
             }
             Dependencies::Satisfied => {}

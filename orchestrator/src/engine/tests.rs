@@ -401,7 +401,7 @@ fn worker_is_disabled_after_max_consecutive_failures_and_enable_resets() {
     assert!(!state.enabled());
     assert_eq!(
         state.disabled.as_ref().map(ToString::to_string).as_deref(),
-        Some("disabled after 3 consecutive failures; last error: broken broke")
+        Some("after 3 consecutive failures; last error: broken broke")
     );
     sim.advance_to(s(100));
     assert_eq!(sim.starts_of("broken").len(), 3, "a disabled worker does not fire");

@@ -123,10 +123,12 @@ pub(crate) enum Disabled {
 impl std::fmt::Display for Disabled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // Phrased to follow "disabled": status shows "disabled: <this>",
+            // a refused trigger "is disabled (<this>)".
             Disabled::Configured => f.write_str("configured with enabled = false"),
-            Disabled::Manually => f.write_str("disabled through the handle"),
+            Disabled::Manually => f.write_str("through the handle"),
             Disabled::Failures { count, last_error } => {
-                write!(f, "disabled after {count} consecutive failures; last error: {last_error}")
+                write!(f, "after {count} consecutive failures; last error: {last_error}")
             }
         }
     }
