@@ -61,7 +61,7 @@ use proc_macro::TokenStream;
 /// | `cron` | cron expression, 5 fields or 6 (leading seconds) | — | wall-clock schedule, UTC unless `timezone` |
 /// | `timezone` | IANA name, e.g. `"Europe/Paris"` | `"UTC"` | zone the `cron` expression is read in; only with `cron` |
 /// | `mode` | `Scheduled` \| `Triggered` \| `Continuous` | Scheduled with a schedule, else Triggered | Triggered: runs on demand or when its dependencies complete; Continuous: restarted whenever it returns, until shutdown |
-/// | `restart_delay` | duration | `"1s"` | Continuous only: pause before the fn is started again |
+/// | `restart_delay` | duration | `"1s"` | Continuous only: pause before the fn is started again; after failures in a row it doubles per failure, up to `max_backoff` |
 /// | `timeout` | duration > 0 | `"60s"` (none for Continuous) | an attempt running longer is cancelled and fails |
 /// | `retries` | integer | `0` | extra attempts within one run after a failed attempt; not for Continuous |
 /// | `backoff` | duration | `"1s"` | base of the exponential backoff (with jitter) between attempts |
@@ -69,7 +69,7 @@ use proc_macro::TokenStream;
 /// | `priority` | `Low` \| `Normal` \| `High` \| `Critical` | `Normal` | order in which ready workers take free concurrency slots |
 /// | `depends_on` | `"name"`, `path`, or a list of them: `["a", crate::jobs::b]` | `[]` | runs only after a fresh success of each dependency |
 /// | `blocks` | same forms as `depends_on` | `[]` | never runs at the same time as these workers, in either order |
-/// | `max_consecutive_failures` | integer | `5` (`0` = never) | failed runs in a row after which the worker is disabled |
+/// | `max_consecutive_failures` | integer | `5` (`0` = never) | failed runs in a row after which the worker is disabled (not for Continuous workers, which back off instead) |
 /// | `name` | non-empty string | the fn's name | the worker's name in the graph, status and logs |
 /// | `initial_delay` | duration | `"0s"` | delay before the first fire |
 /// | `jitter` | duration | `"0s"` | random extra delay, up to this, added to each fire |
@@ -112,7 +112,8 @@ use proc_macro::TokenStream;
 /// unparsable durations, cron expressions and time zones (with the parser's
 /// reason), a zero `interval` or `timeout`, conflicting keys (two schedules, a
 /// schedule with `mode = Triggered` or `Continuous`, `mode = Scheduled`
-/// without one, `restart_delay` without Continuous, `retries` with it,
+/// without one, `restart_delay` without Continuous, `retries` or
+/// `max_consecutive_failures` with it,
 /// `timezone` without `cron`, `max_backoff < backoff`), a worker that depends
 /// on or blocks itself, and unsupported fn shapes. The fn itself is always
 /// kept, so IDEs keep working inside it.

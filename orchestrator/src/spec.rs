@@ -445,6 +445,14 @@ impl WorkerSpec {
                     .into(),
             );
         }
+        if mode == Mode::Continuous && self.max_consecutive_failures.is_some() {
+            problem(
+                "max_consecutive_failures",
+                "a Continuous worker is never disabled for failing: it is restarted with a backoff that grows \
+                 from `restart_delay` up to `max_backoff` while it keeps failing; remove `max_consecutive_failures`"
+                    .into(),
+            );
+        }
         if mode == Mode::Continuous && self.retries.is_some() {
             problem(
                 "retries",
@@ -509,7 +517,11 @@ impl WorkerSpec {
             priority: self.priority.unwrap_or_default(),
             depends_on: self.depends_on,
             blocks: self.blocks,
-            max_consecutive_failures: self.max_consecutive_failures.unwrap_or(defaults::MAX_CONSECUTIVE_FAILURES),
+            // Continuous workers ride out failures with a growing restart delay.
+            max_consecutive_failures: match mode {
+                Mode::Continuous => 0,
+                _ => self.max_consecutive_failures.unwrap_or(defaults::MAX_CONSECUTIVE_FAILURES),
+            },
             initial_delay: self.initial_delay.unwrap_or_default(),
             jitter: self.jitter.unwrap_or_default(),
             misfire: self.misfire.unwrap_or_default(),

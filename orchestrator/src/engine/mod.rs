@@ -554,8 +554,19 @@ impl Engine {
     /// After a run ends: fixed-delay and Continuous schedules arm their next slot.
     fn arm_after_run(&mut self, now: Instant, w: WorkerId) {
         let traits = self.traits[w];
-        if matches!(traits.kind, Kind::Delay | Kind::Continuous) {
-            self.arm_slot(w, now + traits.period());
+        match traits.kind {
+            Kind::Delay => self.arm_slot(w, now + traits.period()),
+            Kind::Continuous => {
+                let stats = &self.workers[w].stats;
+                let pause = worker::restart_pause(
+                    traits.period(),
+                    self.graph.workers[w].max_backoff,
+                    stats.consecutive_failures,
+                    stats.last_duration.unwrap_or_default(),
+                );
+                self.arm_slot(w, now + pause);
+            }
+            _ => {}
         }
     }
 

@@ -105,7 +105,6 @@ fn build(plans: &[Plan]) -> Vec<WorkerSpec> {
             let mut s = spec(&name(i))
                 .priority([Priority::Low, Priority::Normal, Priority::High, Priority::Critical][p.priority as usize])
                 .misfire(if p.skip { Misfire::Skip } else { Misfire::FireOnce })
-                .max_consecutive_failures(p.max_failures)
                 .initial_delay(secs(p.initial_delay));
             s = match p.kind {
                 0..=3 => s.interval(period),
@@ -114,7 +113,11 @@ fn build(plans: &[Plan]) -> Vec<WorkerSpec> {
                 _ => s.mode(Mode::Continuous).restart_delay(period),
             };
             if p.kind != 9 {
-                s = s.retries(p.retries).backoff(backoff).max_backoff(backoff.max(secs(300)));
+                s = s
+                    .max_consecutive_failures(p.max_failures)
+                    .retries(p.retries)
+                    .backoff(backoff)
+                    .max_backoff(backoff.max(secs(300)));
                 for &d in &p.deps {
                     if d < i && !continuous[d] {
                         s = s.depends_on(name(d));

@@ -650,6 +650,21 @@ pub(crate) fn following_slot(
     }
 }
 
+/// How long a Continuous worker waits before it is started again, after a
+/// run that lasted `ran` and left `failures` consecutive failures: its
+/// `restart_delay` after a success, doubling with each quick failure in a
+/// row up to `max_backoff`, so that a consumer whose broker is down rides
+/// out the outage without spinning. A failed run that lasted at least
+/// `max_backoff` ran well: the next start follows after `restart_delay`.
+pub(crate) fn restart_pause(restart_delay: Duration, max_backoff: Duration, failures: u32, ran: Duration) -> Duration {
+    let cap = max_backoff.max(restart_delay);
+    if failures == 0 || ran >= cap {
+        return restart_delay;
+    }
+    let factor = 1u32.checked_shl((failures - 1).min(31)).unwrap_or(u32::MAX);
+    restart_delay.checked_mul(factor).unwrap_or(cap).min(cap)
+}
+
 /// A worker's first slot at or after `earliest` (none for Triggered workers,
 /// or a cron expression that never matches again).
 pub(crate) fn first_slot(config: &WorkerConfig, clock: &WallClock, earliest: Instant) -> Option<Instant> {
