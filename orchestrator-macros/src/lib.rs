@@ -7,19 +7,19 @@
 //! offending tokens), and registers the worker with a const definition: no
 //! parsing happens at run time.
 //!
-//! [orchestrator]: https://docs.rs/orchestrator
+//! [orchestrator]: https://docs.rs/tokio-orchestrator
 
 mod args;
 mod check;
 mod codegen;
 mod diag;
 mod expand;
-// The runtime's own cron and time zone acceptance, compiled in here too so
-// that the attribute refuses at compile time exactly what startup would.
-#[path = "../../orchestrator/src/schedule_syntax.rs"]
-mod schedule_syntax;
 mod signature;
 mod values;
+
+// The runtime's own cron and time zone acceptance (one crate both depend on),
+// so that the attribute refuses at compile time exactly what startup would.
+use orchestrator_syntax as schedule_syntax;
 
 use proc_macro::TokenStream;
 
