@@ -16,10 +16,12 @@ pub enum System {
     /// tokio-cron-scheduler, a peer: for the workloads it can express (W1
     /// at whole-second intervals, W2).
     TokioCronScheduler,
+    /// clokwerk, a peer: for the same workloads.
+    Clokwerk,
 }
 
 /// Every system, in the order of the table's columns.
-pub const SYSTEMS: [System; 3] = [System::Orchestrator, System::Floor, System::TokioCronScheduler];
+pub const SYSTEMS: [System; 4] = [System::Orchestrator, System::Floor, System::TokioCronScheduler, System::Clokwerk];
 
 impl System {
     pub fn name(self) -> &'static str {
@@ -27,6 +29,7 @@ impl System {
             System::Orchestrator => "orchestrator",
             System::Floor => "floor",
             System::TokioCronScheduler => "tokio-cron-scheduler",
+            System::Clokwerk => "clokwerk",
         }
     }
 
@@ -35,6 +38,7 @@ impl System {
             "orchestrator" => Ok(System::Orchestrator),
             "floor" => Ok(System::Floor),
             "tokio-cron-scheduler" => Ok(System::TokioCronScheduler),
+            "clokwerk" => Ok(System::Clokwerk),
             other => Err(format!("unknown system `{other}`")),
         }
     }
@@ -126,17 +130,18 @@ impl Case {
     }
 
     /// Who runs the case. W5 has no floor: plain tokio has no graph to
-    /// validate. tokio-cron-scheduler runs W1 when the interval is whole
-    /// seconds, and W2; it has no dependencies (W3), no trigger awaiting a
-    /// run (W4), no graph (W5), no concurrency limit or priorities (W6).
+    /// validate. The peers (tokio-cron-scheduler, clokwerk) run W1 when the
+    /// interval is whole seconds, and W2; they have no dependencies (W3), no
+    /// trigger awaiting a run (W4), no graph (W5), no concurrency limit or
+    /// priorities (W6).
     pub fn systems(&self) -> &'static [System] {
         use System::*;
         match self {
             Case::Build { .. } => &[Orchestrator],
-            Case::FixedRate { interval, .. } if crate::workloads::cron_scheduler_expresses(*interval) => {
-                &[Orchestrator, Floor, TokioCronScheduler]
+            Case::FixedRate { interval, .. } if crate::workloads::peers_express(*interval) => {
+                &[Orchestrator, Floor, TokioCronScheduler, Clokwerk]
             }
-            Case::Idle { .. } => &[Orchestrator, Floor, TokioCronScheduler],
+            Case::Idle { .. } => &[Orchestrator, Floor, TokioCronScheduler, Clokwerk],
             _ => &[Orchestrator, Floor],
         }
     }
@@ -219,7 +224,11 @@ mod tests {
 
     #[test]
     fn the_peer_runs_only_the_cases_it_can_express() {
-        let peer_runs = |case: &Case| case.systems().contains(&System::TokioCronScheduler);
+        let peer_runs = |case: &Case| {
+            let peers = [System::TokioCronScheduler, System::Clokwerk].map(|p| case.systems().contains(&p));
+            assert_eq!(peers[0], peers[1], "both peers express the same cases");
+            peers[0]
+        };
         let s = Duration::from_secs;
         assert!(peer_runs(&Case::FixedRate { workers: 10, interval: s(1), run_for: s(2) }));
         assert!(!peer_runs(&Case::FixedRate { workers: 10, interval: Duration::from_millis(100), run_for: s(2) }));

@@ -1,6 +1,6 @@
 //! Turns the outcomes of every repetition into the markdown table: medians
-//! per system (orchestrator, the floor, and the peer in the cases it can
-//! express), the ratio orchestrator / floor, and verdicts — PASS/MISS
+//! per system (orchestrator, the floor, and the peers in the cases they
+//! can express), the ratio orchestrator / floor, and verdicts — PASS/MISS
 //! against the README's performance targets (informative: never fails the
 //! run), PASS/FAIL for functional checks (fail the run).
 
@@ -256,9 +256,9 @@ pub fn render(info: &RunInfo, results: &[CaseResults]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nratio = orchestrator / floor (plain tokio doing the same by hand). tokio-cron-scheduler: a peer, in the \
-         cases it can express (W1 at whole-second intervals, W2; – elsewhere), measured the same way; its lost \
-         fires are shown, not judged. PASS/MISS: the README's performance targets, on the medians (a MISS never \
+        "\nratio = orchestrator / floor (plain tokio doing the same by hand). tokio-cron-scheduler, clokwerk: peers, \
+         in the cases they can express (W1 at whole-second intervals, W2; – elsewhere), measured the same way; \
+         their lost fires are shown, not judged. PASS/MISS: the README's performance targets, on the medians (a MISS never \
          fails the run). PASS/FAIL: functional checks, which fail the run."
     );
     let failures: Vec<String> =

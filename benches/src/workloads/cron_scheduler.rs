@@ -150,17 +150,17 @@ async fn scheduler(workers: usize) -> Result<JobScheduler, String> {
 }
 
 /// The wall clock and tokio's clock, read together once.
-struct Clock {
-    instant: Instant,
+pub(super) struct Clock {
+    pub(super) instant: Instant,
     wall: SystemTime,
 }
 
 impl Clock {
-    fn now() -> Clock {
+    pub(super) fn now() -> Clock {
         Clock { instant: Instant::now(), wall: SystemTime::now() }
     }
 
-    fn to_instant(&self, wall: SystemTime) -> Instant {
+    pub(super) fn to_instant(&self, wall: SystemTime) -> Instant {
         match wall.duration_since(self.wall) {
             Ok(ahead) => self.instant + ahead,
             Err(behind) => self.instant - behind.duration(),
@@ -169,7 +169,7 @@ impl Clock {
 
     /// The first instant at or after `at` that falls on a whole second of
     /// the wall clock.
-    fn next_whole_second_after(&self, at: Instant) -> Instant {
+    pub(super) fn next_whole_second_after(&self, at: Instant) -> Instant {
         let wall = self.wall + at.saturating_duration_since(self.instant);
         let since_epoch = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         let whole = Duration::from_secs(since_epoch.as_secs() + u64::from(since_epoch.subsec_nanos() > 0));

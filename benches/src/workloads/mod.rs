@@ -9,6 +9,7 @@
 
 mod build;
 mod chain;
+mod clokwerk_peer;
 mod cron_scheduler;
 mod fixed_rate;
 mod idle;
@@ -79,14 +80,19 @@ fn run(case: &Case, system: System) -> Result<Outcome, String> {
                 cron_scheduler::idle(workers, idle_for).await
             }
             (_, System::TokioCronScheduler) => Err(format!("tokio-cron-scheduler cannot express {}", case.workload())),
+            (&Case::FixedRate { workers, interval, run_for }, System::Clokwerk) => {
+                clokwerk_peer::fixed_rate(workers, interval, run_for).await
+            }
+            (&Case::Idle { workers, idle_for }, System::Clokwerk) => clokwerk_peer::idle(workers, idle_for).await,
+            (_, System::Clokwerk) => Err(format!("clokwerk cannot express {}", case.workload())),
             (Case::Build { .. }, _) => unreachable!("handled above"),
         }
     })
 }
 
-/// Whether tokio-cron-scheduler can run jobs every `interval` (whole seconds).
-pub fn cron_scheduler_expresses(interval: Duration) -> bool {
-    cron_scheduler::expresses(interval)
+/// Whether the peers can run jobs every `interval` (whole seconds).
+pub fn peers_express(interval: Duration) -> bool {
+    cron_scheduler::expresses(interval) && clokwerk_peer::expresses(interval)
 }
 
 /// Builds an orchestrator of exactly `specs` (no `#[worker]` of the binary).
