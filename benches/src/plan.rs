@@ -13,13 +13,23 @@ pub enum System {
     /// Plain tokio doing the same job by hand: the best a scheduler on tokio
     /// can hope for.
     Floor,
+    /// tokio-cron-scheduler, a peer: for the workloads it can express (W1
+    /// at whole-second intervals, W2).
+    TokioCronScheduler,
+    /// clokwerk, a peer: for the same workloads.
+    Clokwerk,
 }
+
+/// Every system, in the order of the table's columns.
+pub const SYSTEMS: [System; 4] = [System::Orchestrator, System::Floor, System::TokioCronScheduler, System::Clokwerk];
 
 impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Orchestrator => "orchestrator",
             System::Floor => "floor",
+            System::TokioCronScheduler => "tokio-cron-scheduler",
+            System::Clokwerk => "clokwerk",
         }
     }
 
@@ -27,6 +37,8 @@ impl System {
         match name {
             "orchestrator" => Ok(System::Orchestrator),
             "floor" => Ok(System::Floor),
+            "tokio-cron-scheduler" => Ok(System::TokioCronScheduler),
+            "clokwerk" => Ok(System::Clokwerk),
             other => Err(format!("unknown system `{other}`")),
         }
     }
@@ -62,6 +74,8 @@ pub fn plan(smoke: bool) -> Vec<Case> {
         vec![
             Case::FixedRate { workers: 20, interval: ms(100), run_for: ms(500) },
             Case::FixedRate { workers: 200, interval: ms(100), run_for: ms(500) },
+            // Whole seconds, so that the peer's code runs too.
+            Case::FixedRate { workers: 20, interval: s(1), run_for: s(2) },
             Case::Idle { workers: 100, idle_for: ms(500) },
             Case::Chain { length: 50, rounds: 3 },
             Case::TriggerLoops { loops: 1, run_for: ms(300) },
@@ -115,11 +129,20 @@ impl Case {
         }
     }
 
-    /// W5 has no floor: plain tokio has no graph to validate.
+    /// Who runs the case. W5 has no floor: plain tokio has no graph to
+    /// validate. The peers (tokio-cron-scheduler, clokwerk) run W1 when the
+    /// interval is whole seconds, and W2; they have no dependencies (W3), no
+    /// trigger awaiting a run (W4), no graph (W5), no concurrency limit or
+    /// priorities (W6).
     pub fn systems(&self) -> &'static [System] {
+        use System::*;
         match self {
-            Case::Build { .. } => &[System::Orchestrator],
-            _ => &[System::Orchestrator, System::Floor],
+            Case::Build { .. } => &[Orchestrator],
+            Case::FixedRate { interval, .. } if crate::workloads::peers_express(*interval) => {
+                &[Orchestrator, Floor, TokioCronScheduler, Clokwerk]
+            }
+            Case::Idle { .. } => &[Orchestrator, Floor, TokioCronScheduler, Clokwerk],
+            _ => &[Orchestrator, Floor],
         }
     }
 
@@ -197,6 +220,22 @@ mod tests {
         for case in plan(false).into_iter().chain(plan(true)) {
             assert_eq!(Case::from_args(&case.to_args()), Ok(case));
         }
+    }
+
+    #[test]
+    fn the_peer_runs_only_the_cases_it_can_express() {
+        let peer_runs = |case: &Case| {
+            let peers = [System::TokioCronScheduler, System::Clokwerk].map(|p| case.systems().contains(&p));
+            assert_eq!(peers[0], peers[1], "both peers express the same cases");
+            peers[0]
+        };
+        let s = Duration::from_secs;
+        assert!(peer_runs(&Case::FixedRate { workers: 10, interval: s(1), run_for: s(2) }));
+        assert!(!peer_runs(&Case::FixedRate { workers: 10, interval: Duration::from_millis(100), run_for: s(2) }));
+        assert!(peer_runs(&Case::Idle { workers: 10, idle_for: s(1) }));
+        assert!(!peer_runs(&Case::Chain { length: 3, rounds: 1 }));
+        // Both plans run it somewhere, so that --smoke keeps its code working.
+        assert!(plan(true).iter().any(peer_runs) && plan(false).iter().any(peer_runs));
     }
 
     #[test]

@@ -7,19 +7,19 @@
 //! offending tokens), and registers the worker with a const definition: no
 //! parsing happens at run time.
 //!
-//! [orchestrator]: https://docs.rs/orchestrator
+//! [orchestrator]: https://docs.rs/tokio-orchestrator
 
 mod args;
 mod check;
 mod codegen;
 mod diag;
 mod expand;
-// The runtime's own cron and time zone acceptance, compiled in here too so
-// that the attribute refuses at compile time exactly what startup would.
-#[path = "../../orchestrator/src/schedule_syntax.rs"]
-mod schedule_syntax;
 mod signature;
 mod values;
+
+// The runtime's own cron and time zone acceptance (one crate both depend on),
+// so that the attribute refuses at compile time exactly what startup would.
+use orchestrator_syntax as schedule_syntax;
 
 use proc_macro::TokenStream;
 
@@ -75,10 +75,15 @@ use proc_macro::TokenStream;
 /// | `jitter` | duration | `"0s"` | random extra delay, up to this, added to each fire |
 /// | `misfire` | `FireOnce` \| `Skip` | `FireOnce` | what fires missed while the worker could not start become: one catch-up run, or nothing |
 /// | `enabled` | `true` \| `false` | `true` | `false` registers the worker disabled |
-/// | `scope` | `Cluster` \| `Instance` | `Cluster` | in cluster mode: once per fire across replicas, or on every replica |
+/// | `scope` | `Cluster` \| `Instance` | `Cluster` | reserved for cluster mode, which is not available yet (today it changes nothing): once per fire across replicas, or on every replica |
 /// | `crate` | path as a string, e.g. `"my_app::orchestrator"` | `"::orchestrator"` | where orchestrator is reached, for crates that use it through a re-export |
 ///
 /// A worker has at most one of `interval`, `delay` and `cron`.
+///
+/// How many runs execute at once is a setting of the orchestrator, not of a
+/// worker: at most 5 by default (`Orchestrator::builder().max_concurrent(n)`;
+/// Continuous workers are not counted). A due worker beyond the limit waits
+/// for a free slot, and `priority` orders the workers waiting.
 ///
 /// # Referring to other workers
 ///

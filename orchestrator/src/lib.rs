@@ -118,7 +118,9 @@ mod handle;
 mod registry;
 mod runtime;
 mod schedule;
-mod schedule_syntax;
+// The cron and time zone syntax lives in its own crate, shared with the
+// attribute so that both accept exactly the same expressions.
+use orchestrator_syntax as schedule_syntax;
 mod spec;
 mod status;
 mod worker_fn;

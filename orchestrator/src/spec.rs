@@ -57,8 +57,13 @@ pub enum Misfire {
     Skip,
 }
 
-/// In cluster mode: run each fire once across replicas, or on every replica.
-/// Without a cluster store both behave the same.
+/// Reserved for cluster mode, which is not available yet: there, a fire would
+/// run once across replicas ([`Cluster`](Scope::Cluster)) or on every replica
+/// ([`Instance`](Scope::Instance)).
+///
+/// Today every worker runs in-process, in each process that runs it, whatever
+/// its scope: the value is accepted and recorded so that code written now
+/// keeps its meaning when cluster mode arrives, and it changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum Scope {
     /// Once per fire across the cluster.
@@ -314,7 +319,8 @@ impl WorkerSpec {
         self
     }
 
-    /// Cluster scope (default [`Scope::Cluster`]).
+    /// Cluster scope (default [`Scope::Cluster`]). Reserved for cluster mode,
+    /// which is not available yet: today it changes nothing (see [`Scope`]).
     pub fn scope(mut self, scope: Scope) -> Self {
         self.scope = Some(scope);
         self

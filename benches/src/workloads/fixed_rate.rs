@@ -143,7 +143,7 @@ fn name(w: usize) -> String {
     format!("fixed-{w:05}")
 }
 
-fn report(expected: usize, mut lateness: Vec<u64>, cpu: f64, starts: &StartLog) -> Outcome {
+pub(super) fn report(expected: usize, mut lateness: Vec<u64>, cpu: f64, starts: &StartLog) -> Outcome {
     lateness.sort_unstable();
     let ms = |p: f64| percentile(&lateness, p).map_or(f64::NAN, |ns| ns as f64 / 1e6);
     let mut outcome = Outcome::default();

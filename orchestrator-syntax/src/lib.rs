@@ -1,10 +1,23 @@
 //! The one definition of which cron expressions and time zones orchestrator
 //! accepts.
 //!
-//! This file is compiled twice: into the runtime crate, and (through
-//! `#[path]`) into `orchestrator-macros`, so that the attribute rejects at
-//! compile time exactly what the runtime would reject at startup. It must stay
-//! free of anything but `croner`, `chrono` and `chrono-tz`.
+//! A support crate of [`tokio-orchestrator`], not meant to be used on its
+//! own: both the runtime and the `#[worker]` attribute
+//! (`tokio-orchestrator-macros`) depend on it, so that the attribute rejects
+//! at compile time exactly what the runtime would reject at startup. Its API
+//! follows what those two crates need and carries no stability promise
+//! beyond the exact version they pin. It must stay free of anything but
+//! `croner`, `chrono` and `chrono-tz`.
+//!
+//! ```
+//! assert!(orchestrator_syntax::parse_cron("0 */5 * * * *").is_ok());
+//! assert!(orchestrator_syntax::parse_cron("every five minutes").is_err());
+//! assert!(orchestrator_syntax::parse_timezone("Europe/Paris").is_ok());
+//! ```
+//!
+//! [`tokio-orchestrator`]: https://docs.rs/tokio-orchestrator
+
+#![warn(missing_docs)]
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
