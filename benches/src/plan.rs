@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub const WORKLOADS: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
+pub const WORKLOADS: [&str; 7] = ["W1", "W1s", "W2", "W3", "W4", "W5", "W6"];
 
 /// Who runs the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,10 @@ pub enum Case {
     /// W6: `workers` workers due at the same instant, `max_concurrent` slots,
     /// bodies sleeping `body`.
     PriorityBurst { workers: usize, max_concurrent: usize, body: Duration },
+    /// W1s: W1 with a task calling `Handle::status()` in a loop (a dashboard
+    /// gone wild). Its "floor" column is W1 itself, without the loop, run in
+    /// the same way: the ratio is what status costs the scheduler.
+    StatusLoad { workers: usize, interval: Duration, run_for: Duration },
 }
 
 /// The cases of a run, in the order they are run and reported.
@@ -83,6 +87,7 @@ pub fn plan(smoke: bool) -> Vec<Case> {
             Case::Build { workers: 1_000 },
             Case::Build { workers: 5_000 },
             Case::PriorityBurst { workers: 300, max_concurrent: 4, body: ms(1) },
+            Case::StatusLoad { workers: 200, interval: ms(100), run_for: ms(500) },
         ]
     } else {
         vec![
@@ -95,6 +100,7 @@ pub fn plan(smoke: bool) -> Vec<Case> {
             Case::Build { workers: 10_000 },
             Case::Build { workers: 100_000 },
             Case::PriorityBurst { workers: 10_000, max_concurrent: 4, body: ms(1) },
+            Case::StatusLoad { workers: 10_000, interval: s(1), run_for: s(15) },
         ]
     }
 }
@@ -108,6 +114,7 @@ impl Case {
             Case::TriggerLoops { .. } => "W4",
             Case::Build { .. } => "W5",
             Case::PriorityBurst { .. } => "W6",
+            Case::StatusLoad { .. } => "W1s",
         }
     }
 
@@ -126,6 +133,10 @@ impl Case {
             Case::PriorityBurst { workers, max_concurrent, body } => {
                 format!("{id} N={} at once, {max_concurrent} slots, {body:?} bodies", thousands(*workers))
             }
+            Case::StatusLoad { workers, interval, run_for } => format!(
+                "{id} N={} every {interval:?}, {run_for:?}, status() in a loop (\"floor\": W1 without it)",
+                thousands(*workers)
+            ),
         }
     }
 
@@ -151,7 +162,7 @@ impl Case {
     pub fn to_args(&self) -> Vec<String> {
         let ms = |d: &Duration| d.as_millis().to_string();
         let pairs: Vec<(&str, String)> = match self {
-            Case::FixedRate { workers, interval, run_for } => {
+            Case::FixedRate { workers, interval, run_for } | Case::StatusLoad { workers, interval, run_for } => {
                 vec![("workers", workers.to_string()), ("interval_ms", ms(interval)), ("run_for_ms", ms(run_for))]
             }
             Case::Idle { workers, idle_for } => vec![("workers", workers.to_string()), ("idle_for_ms", ms(idle_for))],
@@ -180,6 +191,11 @@ impl Case {
         let millis = |key: &str| get(key).map(Duration::from_millis);
         Ok(match id.as_str() {
             "W1" => Case::FixedRate {
+                workers: count("workers")?,
+                interval: millis("interval_ms")?,
+                run_for: millis("run_for_ms")?,
+            },
+            "W1s" => Case::StatusLoad {
                 workers: count("workers")?,
                 interval: millis("interval_ms")?,
                 run_for: millis("run_for_ms")?,

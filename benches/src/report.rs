@@ -120,6 +120,17 @@ fn rows(case: &Case) -> Vec<Row> {
                 metric("starts on a burst's busiest CPU (%, info)", "burst_busiest_cpu_pct"),
             ]
         }
+        Case::StatusLoad { .. } => vec![
+            Fires { check: "no_fire_lost" },
+            metric("lateness p50 (ms)", "lateness_p50_ms"),
+            metric("lateness p99 (ms)", "lateness_p99_ms"),
+            metric("lateness max (ms)", "lateness_max_ms"),
+            metric("CPU per 1,000 fires (s)", "cpu_per_1000_fires_s"),
+            metric("status() calls/s", "status_calls_per_s"),
+            metric("status() p50 (ms)", "status_p50_ms"),
+            metric("status() p99 (ms)", "status_p99_ms"),
+            metric("status() max (ms)", "status_max_ms"),
+        ],
         Case::Idle { .. } => vec![
             Metric { label: "CPU while idle (s)", metric: "cpu_s", target: Target::RatioAtMost(1.01) },
             metric("peak RSS (MiB)", "peak_rss_mib"),

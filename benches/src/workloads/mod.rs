@@ -54,7 +54,14 @@ fn run(case: &Case, system: System) -> Result<Outcome, String> {
     runtime.block_on(async {
         match (case, system) {
             (&Case::FixedRate { workers, interval, run_for }, System::Orchestrator) => {
-                fixed_rate::orchestrator(workers, interval, run_for).await
+                fixed_rate::orchestrator(workers, interval, run_for, false).await
+            }
+            (&Case::StatusLoad { workers, interval, run_for }, System::Orchestrator) => {
+                fixed_rate::orchestrator(workers, interval, run_for, true).await
+            }
+            // The baseline of W1s is the orchestrator without the status loop.
+            (&Case::StatusLoad { workers, interval, run_for }, System::Floor) => {
+                fixed_rate::orchestrator(workers, interval, run_for, false).await
             }
             (&Case::FixedRate { workers, interval, run_for }, System::Floor) => {
                 fixed_rate::floor(workers, interval, run_for).await
