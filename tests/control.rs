@@ -27,14 +27,17 @@ async fn trigger_refuses_unknown_disabled_and_running_workers() {
     let (handle, task) =
         start(builder().worker(working("busy", 10_000).interval(secs(60))).worker(working("off", 0).enabled(false)));
     wait(1).await;
-    assert_eq!(handle.trigger("nope").await, Err(TriggerError::UnknownWorker("nope".into())));
+    assert_eq!(
+        handle.trigger("nope").await,
+        Err(TriggerError::UnknownWorker { name: "nope".into(), did_you_mean: None })
+    );
     assert_eq!(
         handle.trigger("off").await,
         Err(TriggerError::Disabled { name: "off".into(), reason: "configured with enabled = false".into() })
     );
     assert_eq!(handle.trigger("busy").await, Err(TriggerError::AlreadyRunning("busy".into())));
-    assert_eq!(handle.enable("nope"), Err(ControlError::UnknownWorker("nope".into())));
-    assert_eq!(handle.disable("nope"), Err(ControlError::UnknownWorker("nope".into())));
+    assert_eq!(handle.enable("nope"), Err(ControlError::UnknownWorker { name: "nope".into(), did_you_mean: None }));
+    assert_eq!(handle.disable("nope"), Err(ControlError::UnknownWorker { name: "nope".into(), did_you_mean: None }));
     handle.enable("off").expect("known");
     assert_eq!(handle.trigger("off").await, Ok(RunOutcome::Succeeded));
     stop(handle.clone(), task).await;
@@ -76,7 +79,7 @@ async fn disable_stops_future_fires_and_enable_resumes() {
     assert_eq!(handle.status().worker("tick").unwrap().runs, 1);
     assert_eq!(
         handle.status().worker("tick").unwrap().state,
-        WorkerState::Disabled { reason: "disabled through the handle".into(), cause: DisabledCause::Manually }
+        WorkerState::Disabled { reason: "through the handle".into(), cause: DisabledCause::Manually }
     );
     handle.enable("tick").expect("known");
     wait(5_500).await; // next grid slot at 40 s
@@ -101,7 +104,7 @@ async fn status_explains_waiting_and_serializes() {
         status.worker("process").unwrap().state,
         WorkerState::WaitingOnDependency {
             dependency: "fetch".into(),
-            reason: "its fire due at or before this one has not finished".into()
+            reason: "its fire due by then has not finished".into()
         }
     );
     assert_eq!(status.worker("cleanup").unwrap().state, WorkerState::Excluded { by: "fetch".into() });
@@ -230,5 +233,52 @@ async fn status_of_more_workers_than_one_copy_holds_lists_every_worker_as_it_is(
     }
     handle.disable("w149").expect("known");
     assert!(!handle.status().worker("w149").expect("listed").enabled, "a change after a sync is seen");
+    stop(handle, task).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_table_says_when_a_retry_comes_and_why_a_worker_is_disabled() {
+    let flaky = WorkerSpec::new("flaky", || async { Err::<(), _>("broker down") })
+        .retries(1)
+        .backoff(secs(2))
+        .max_consecutive_failures(0);
+    let broken = WorkerSpec::new("broken", || async { Err::<(), _>("disk full") }).max_consecutive_failures(1);
+    let (handle, task) = start(builder().worker(flaky).worker(broken));
+    handle.trigger("broken").await.expect("accepted");
+    let flaky = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.trigger("flaky").await }
+    });
+    wait(10).await;
+    let status = handle.status();
+    let WorkerState::Retrying { next_attempt_at, .. } = status.worker("flaky").unwrap().state else {
+        panic!("flaky is not retrying: {status}");
+    };
+    let ahead = (next_attempt_at - status.taken_at).to_std().expect("ahead");
+    let table = status.to_string();
+    assert!(table.contains(&format!("retrying, attempt 2 in {:.1}s", ahead.as_secs_f64())), "{table}");
+    assert!(table.contains("disabled: after 1 consecutive failures; last error:"), "{table}");
+    assert!(!table.contains("disabled: disabled"), "{table}");
+    let reason = "after 1 consecutive failures; last error: disk full";
+    assert_eq!(
+        status.worker("broken").unwrap().state,
+        WorkerState::Disabled { reason: reason.into(), cause: DisabledCause::Failures }
+    );
+    assert!(flaky.await.expect("task").is_ok());
+    stop(handle, task).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_table_names_the_concurrency_limit_a_worker_waits_for() {
+    let (handle, task) = start(
+        builder()
+            .max_concurrent(1)
+            .worker(working("hog", 10_000).interval(secs(60)))
+            .worker(working("queued", 0).interval(secs(60)).initial_delay(Duration::from_millis(1))),
+    );
+    wait(10).await;
+    assert_eq!(handle.status().worker("queued").unwrap().state, WorkerState::WaitingForSlot);
+    let table = handle.status().to_string();
+    assert!(table.contains("waiting for a free slot (max_concurrent = 1)"), "{table}");
     stop(handle, task).await;
 }

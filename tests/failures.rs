@@ -108,7 +108,7 @@ async fn a_worker_that_keeps_failing_is_disabled_with_the_reason_and_enable_resu
     assert_eq!(
         broken.state,
         WorkerState::Disabled {
-            reason: "disabled after 3 consecutive failures; last error: database unreachable".into(),
+            reason: "after 3 consecutive failures; last error: database unreachable".into(),
             cause: DisabledCause::Failures,
         }
     );
@@ -148,4 +148,35 @@ async fn a_body_that_panics_while_its_timeout_cancels_it_frees_its_slot_and_its_
     let stopping = tokio::time::Instant::now();
     stop(handle, task).await;
     assert_eq!(stopping.elapsed(), std::time::Duration::ZERO, "nothing left to wait for");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_continuous_worker_rides_out_an_outage_of_ten_restart_delays_and_runs_again_after_it() {
+    // The broker is down for the first second: 10 restart delays of 100 ms.
+    let started = tokio::time::Instant::now();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counted = attempts.clone();
+    let consumer = WorkerSpec::new("consumer", move |ctx: Context| {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if started.elapsed() < secs(1) {
+                return Err("broker unreachable");
+            }
+            ctx.cancelled().await; // consumes until shutdown
+            Ok(())
+        }
+    })
+    .mode(orchestrator::Mode::Continuous)
+    .restart_delay(std::time::Duration::from_millis(100));
+    let (handle, task) = start(builder().worker(consumer));
+    wait(3_000).await;
+    let status = handle.status();
+    let consumer = status.worker("consumer").expect("listed");
+    assert!(consumer.enabled, "not disabled by the outage: {status}");
+    assert!(matches!(consumer.state, WorkerState::Running { .. }), "running again: {status}");
+    // 0, 0.1, 0.3, 0.7 s failed; 1.5 s runs: backoff, not a restart every 100 ms.
+    assert_eq!(attempts.load(Ordering::SeqCst), 5);
+    assert_eq!(consumer.failures, 4);
+    stop(handle, task).await;
 }

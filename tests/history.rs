@@ -42,6 +42,9 @@ async fn history_lists_a_workers_fires_newest_first_including_the_running_one() 
 #[tokio::test(start_paused = true)]
 async fn history_of_an_unknown_worker_is_an_error_naming_it() {
     let (handle, task) = start(builder().worker(WorkerSpec::new("job", || async {}).interval(secs(10))));
-    assert_eq!(handle.history("jbo", 10).await, Err(HistoryError::UnknownWorker("jbo".into())));
+    assert_eq!(
+        handle.history("jbo", 10).await,
+        Err(HistoryError::UnknownWorker { name: "jbo".into(), did_you_mean: Some("job".into()) })
+    );
     stop(handle, task).await;
 }

@@ -64,14 +64,13 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
             "--only" => {
                 let value = rest.next().ok_or("--only needs a list of workloads, e.g. W1,W3")?;
                 for id in value.split(',').map(str::trim).filter(|id| !id.is_empty()) {
-                    let id = id.to_ascii_uppercase();
-                    if !crate::plan::WORKLOADS.contains(&id.as_str()) {
+                    let Some(known) = crate::plan::WORKLOADS.iter().find(|w| w.eq_ignore_ascii_case(id)) else {
                         return Err(format!(
                             "--only: unknown workload `{id}` (known: {})",
                             crate::plan::WORKLOADS.join(", ")
                         ));
-                    }
-                    only.push(id);
+                    };
+                    only.push(known.to_string());
                 }
             }
             "--help" | "-h" => return Ok(Command::Help),

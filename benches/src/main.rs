@@ -1,6 +1,9 @@
-//! The benchmark program of BENCH.md: runs workloads W1–W6 for orchestrator
-//! and for the plain-tokio floor in the same run, repeats them, and prints a
-//! markdown table of medians, ratios and verdicts against the README's targets.
+//! The benchmark program of BENCH.md: runs workloads W1–W6 for orchestrator,
+//! for the plain-tokio floor and, where it can express them (W1 at
+//! whole-second intervals, W2), for the peers tokio-cron-scheduler and
+//! clokwerk, in the same run;
+//! repeats them, and prints a markdown table of medians, ratios and verdicts
+//! against the README's targets.
 //!
 //! ```text
 //! cargo run --release -p orchestrator-bench                  # full run (~10 min)
@@ -13,7 +16,7 @@
 //! workload are not polluted by another's. One child can be run by hand, to
 //! profile it (see the README's "Where the time goes"):
 //! `orchestrator-bench --child orchestrator W1 workers=10000 interval_ms=1000 run_for_ms=6000`
-//! (`floor` for the floor; the keys are those of `Case::to_args`). The
+//! (`floor` for the floor, `tokio-cron-scheduler` or `clokwerk` for the peers; the keys are those of `Case::to_args`). The
 //! parent only schedules children, collects what they print and renders the
 //! report; it never measures.
 //!

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub const WORKLOADS: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
+pub const WORKLOADS: [&str; 7] = ["W1", "W1s", "W2", "W3", "W4", "W5", "W6"];
 
 /// Who runs the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,13 +13,23 @@ pub enum System {
     /// Plain tokio doing the same job by hand: the best a scheduler on tokio
     /// can hope for.
     Floor,
+    /// tokio-cron-scheduler, a peer: for the workloads it can express (W1
+    /// at whole-second intervals, W2).
+    TokioCronScheduler,
+    /// clokwerk, a peer: for the same workloads.
+    Clokwerk,
 }
+
+/// Every system, in the order of the table's columns.
+pub const SYSTEMS: [System; 4] = [System::Orchestrator, System::Floor, System::TokioCronScheduler, System::Clokwerk];
 
 impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Orchestrator => "orchestrator",
             System::Floor => "floor",
+            System::TokioCronScheduler => "tokio-cron-scheduler",
+            System::Clokwerk => "clokwerk",
         }
     }
 
@@ -27,6 +37,8 @@ impl System {
         match name {
             "orchestrator" => Ok(System::Orchestrator),
             "floor" => Ok(System::Floor),
+            "tokio-cron-scheduler" => Ok(System::TokioCronScheduler),
+            "clokwerk" => Ok(System::Clokwerk),
             other => Err(format!("unknown system `{other}`")),
         }
     }
@@ -50,6 +62,10 @@ pub enum Case {
     /// W6: `workers` workers due at the same instant, `max_concurrent` slots,
     /// bodies sleeping `body`.
     PriorityBurst { workers: usize, max_concurrent: usize, body: Duration },
+    /// W1s: W1 with a task calling `Handle::status()` in a loop (a dashboard
+    /// gone wild). Its "floor" column is W1 itself, without the loop, run in
+    /// the same way: the ratio is what status costs the scheduler.
+    StatusLoad { workers: usize, interval: Duration, run_for: Duration },
 }
 
 /// The cases of a run, in the order they are run and reported.
@@ -62,6 +78,8 @@ pub fn plan(smoke: bool) -> Vec<Case> {
         vec![
             Case::FixedRate { workers: 20, interval: ms(100), run_for: ms(500) },
             Case::FixedRate { workers: 200, interval: ms(100), run_for: ms(500) },
+            // Whole seconds, so that the peer's code runs too.
+            Case::FixedRate { workers: 20, interval: s(1), run_for: s(2) },
             Case::Idle { workers: 100, idle_for: ms(500) },
             Case::Chain { length: 50, rounds: 3 },
             Case::TriggerLoops { loops: 1, run_for: ms(300) },
@@ -69,6 +87,7 @@ pub fn plan(smoke: bool) -> Vec<Case> {
             Case::Build { workers: 1_000 },
             Case::Build { workers: 5_000 },
             Case::PriorityBurst { workers: 300, max_concurrent: 4, body: ms(1) },
+            Case::StatusLoad { workers: 200, interval: ms(100), run_for: ms(500) },
         ]
     } else {
         vec![
@@ -81,6 +100,7 @@ pub fn plan(smoke: bool) -> Vec<Case> {
             Case::Build { workers: 10_000 },
             Case::Build { workers: 100_000 },
             Case::PriorityBurst { workers: 10_000, max_concurrent: 4, body: ms(1) },
+            Case::StatusLoad { workers: 10_000, interval: s(1), run_for: s(15) },
         ]
     }
 }
@@ -94,6 +114,7 @@ impl Case {
             Case::TriggerLoops { .. } => "W4",
             Case::Build { .. } => "W5",
             Case::PriorityBurst { .. } => "W6",
+            Case::StatusLoad { .. } => "W1s",
         }
     }
 
@@ -112,14 +133,27 @@ impl Case {
             Case::PriorityBurst { workers, max_concurrent, body } => {
                 format!("{id} N={} at once, {max_concurrent} slots, {body:?} bodies", thousands(*workers))
             }
+            Case::StatusLoad { workers, interval, run_for } => format!(
+                "{id} N={} every {interval:?}, {run_for:?}, status() in a loop (\"floor\": W1 without it)",
+                thousands(*workers)
+            ),
         }
     }
 
-    /// W5 has no floor: plain tokio has no graph to validate.
+    /// Who runs the case. W5 has no floor: plain tokio has no graph to
+    /// validate. The peers (tokio-cron-scheduler, clokwerk) run W1 when the
+    /// interval is whole seconds, and W2; they have no dependencies (W3), no
+    /// trigger awaiting a run (W4), no graph (W5), no concurrency limit or
+    /// priorities (W6).
     pub fn systems(&self) -> &'static [System] {
+        use System::*;
         match self {
-            Case::Build { .. } => &[System::Orchestrator],
-            _ => &[System::Orchestrator, System::Floor],
+            Case::Build { .. } => &[Orchestrator],
+            Case::FixedRate { interval, .. } if crate::workloads::peers_express(*interval) => {
+                &[Orchestrator, Floor, TokioCronScheduler, Clokwerk]
+            }
+            Case::Idle { .. } => &[Orchestrator, Floor, TokioCronScheduler, Clokwerk],
+            _ => &[Orchestrator, Floor],
         }
     }
 
@@ -128,7 +162,7 @@ impl Case {
     pub fn to_args(&self) -> Vec<String> {
         let ms = |d: &Duration| d.as_millis().to_string();
         let pairs: Vec<(&str, String)> = match self {
-            Case::FixedRate { workers, interval, run_for } => {
+            Case::FixedRate { workers, interval, run_for } | Case::StatusLoad { workers, interval, run_for } => {
                 vec![("workers", workers.to_string()), ("interval_ms", ms(interval)), ("run_for_ms", ms(run_for))]
             }
             Case::Idle { workers, idle_for } => vec![("workers", workers.to_string()), ("idle_for_ms", ms(idle_for))],
@@ -157,6 +191,11 @@ impl Case {
         let millis = |key: &str| get(key).map(Duration::from_millis);
         Ok(match id.as_str() {
             "W1" => Case::FixedRate {
+                workers: count("workers")?,
+                interval: millis("interval_ms")?,
+                run_for: millis("run_for_ms")?,
+            },
+            "W1s" => Case::StatusLoad {
                 workers: count("workers")?,
                 interval: millis("interval_ms")?,
                 run_for: millis("run_for_ms")?,
@@ -197,6 +236,22 @@ mod tests {
         for case in plan(false).into_iter().chain(plan(true)) {
             assert_eq!(Case::from_args(&case.to_args()), Ok(case));
         }
+    }
+
+    #[test]
+    fn the_peer_runs_only_the_cases_it_can_express() {
+        let peer_runs = |case: &Case| {
+            let peers = [System::TokioCronScheduler, System::Clokwerk].map(|p| case.systems().contains(&p));
+            assert_eq!(peers[0], peers[1], "both peers express the same cases");
+            peers[0]
+        };
+        let s = Duration::from_secs;
+        assert!(peer_runs(&Case::FixedRate { workers: 10, interval: s(1), run_for: s(2) }));
+        assert!(!peer_runs(&Case::FixedRate { workers: 10, interval: Duration::from_millis(100), run_for: s(2) }));
+        assert!(peer_runs(&Case::Idle { workers: 10, idle_for: s(1) }));
+        assert!(!peer_runs(&Case::Chain { length: 3, rounds: 1 }));
+        // Both plans run it somewhere, so that --smoke keeps its code working.
+        assert!(plan(true).iter().any(peer_runs) && plan(false).iter().any(peer_runs));
     }
 
     #[test]

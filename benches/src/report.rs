@@ -1,5 +1,6 @@
 //! Turns the outcomes of every repetition into the markdown table: medians
-//! per system, the ratio orchestrator / floor, and verdicts — PASS/MISS
+//! per system (orchestrator, the floor, and the peers in the cases they
+//! can express), the ratio orchestrator / floor, and verdicts — PASS/MISS
 //! against the README's performance targets (informative: never fails the
 //! run), PASS/FAIL for functional checks (fail the run).
 
@@ -7,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::measure::median;
 use crate::outcome::Outcome;
-use crate::plan::{Case, System, thousands};
+use crate::plan::{Case, SYSTEMS, System, thousands};
 
 /// Everything measured for one case.
 pub struct CaseResults {
@@ -119,6 +120,17 @@ fn rows(case: &Case) -> Vec<Row> {
                 metric("starts on a burst's busiest CPU (%, info)", "burst_busiest_cpu_pct"),
             ]
         }
+        Case::StatusLoad { .. } => vec![
+            Fires { check: "no_fire_lost" },
+            metric("lateness p50 (ms)", "lateness_p50_ms"),
+            metric("lateness p99 (ms)", "lateness_p99_ms"),
+            metric("lateness max (ms)", "lateness_max_ms"),
+            metric("CPU per 1,000 fires (s)", "cpu_per_1000_fires_s"),
+            metric("status() calls/s", "status_calls_per_s"),
+            metric("status() p50 (ms)", "status_p50_ms"),
+            metric("status() p99 (ms)", "status_p99_ms"),
+            metric("status() max (ms)", "status_max_ms"),
+        ],
         Case::Idle { .. } => vec![
             Metric { label: "CPU while idle (s)", metric: "cpu_s", target: Target::RatioAtMost(1.01) },
             metric("peak RSS (MiB)", "peak_rss_mib"),
@@ -191,8 +203,9 @@ pub fn render(info: &RunInfo, results: &[CaseResults]) -> String {
     facts.push(format!("took {:.0} s", info.took.as_secs_f64()));
     let _ = writeln!(out, "{}\n", facts.join(" · "));
 
-    let _ = writeln!(out, "| workload | metric | orchestrator | floor | ratio | target | verdict |");
-    let _ = writeln!(out, "|---|---|--:|--:|--:|---|---|");
+    let names: Vec<&str> = SYSTEMS.iter().map(|s| s.name()).collect();
+    let _ = writeln!(out, "| workload | metric | {} | ratio | target | verdict |", names.join(" | "));
+    let _ = writeln!(out, "|---|---|{}--:|---|---|", "--:|".repeat(SYSTEMS.len()));
     for result in results {
         let label = result.case.label();
         for row in rows(&result.case) {
@@ -205,7 +218,8 @@ pub fn render(info: &RunInfo, results: &[CaseResults]) -> String {
                         Some(false) => "MISS",
                         None => "",
                     };
-                    [metric_label.to_string(), cell(o), cell(f), ratio(o, f), target.describe(), verdict.into()]
+                    let values = SYSTEMS.map(|s| cell(result.median(s, metric)));
+                    [metric_label.to_string(), values.join(" | "), ratio(o, f), target.describe(), verdict.into()]
                 }
                 Row::Fires { check } => {
                     let fires = |system| {
@@ -220,43 +234,43 @@ pub fn render(info: &RunInfo, results: &[CaseResults]) -> String {
                     let verdict = verdict(result.check_passed(System::Orchestrator, check));
                     [
                         "fires run / due (worst rep)".into(),
-                        fires(System::Orchestrator),
-                        fires(System::Floor),
+                        SYSTEMS.map(fires).join(" | "),
                         String::new(),
                         "none lost".into(),
                         verdict.into(),
                     ]
                 }
                 Row::Check { label: check_label, check, count } => {
-                    let both = [System::Orchestrator, System::Floor].map(|s| result.check_passed(s, check));
-                    let shown = [System::Orchestrator, System::Floor].map(|s| {
+                    let orchestrator_passed = result.check_passed(System::Orchestrator, check);
+                    let shown = SYSTEMS.map(|s| {
                         let worst = result
                             .of(s)
                             .filter_map(|o| o.get(count))
                             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
                         worst.map_or("–".into(), |v| format!("{} violations", v as u64))
                     });
-                    let [orchestrator, floor] = shown;
                     [
                         check_label.into(),
-                        orchestrator,
-                        floor,
+                        shown.join(" | "),
                         String::new(),
                         "0 violations".into(),
-                        verdict(both[0]).into(),
+                        verdict(orchestrator_passed).into(),
                     ]
                 }
             };
             let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
         }
         if !result.errors.is_empty() {
-            let _ = writeln!(out, "| {label} | {} failed repetitions | | | | | FAIL |", result.errors.len());
+            let blanks = " |".repeat(SYSTEMS.len() + 2);
+            let _ = writeln!(out, "| {label} | {} failed repetitions |{blanks} FAIL |", result.errors.len());
         }
     }
     let _ = writeln!(
         out,
-        "\nratio = orchestrator / floor (plain tokio doing the same by hand). PASS/MISS: the README's performance \
-         targets, on the medians (a MISS never fails the run). PASS/FAIL: functional checks, which fail the run."
+        "\nratio = orchestrator / floor (plain tokio doing the same by hand). tokio-cron-scheduler, clokwerk: peers, \
+         in the cases they can express (W1 at whole-second intervals, W2; – elsewhere), measured the same way; \
+         their lost fires are shown, not judged. PASS/MISS: the README's performance targets, on the medians (a MISS never \
+         fails the run). PASS/FAIL: functional checks, which fail the run."
     );
     let failures: Vec<String> =
         results.iter().flat_map(|r| r.failed_checks().into_iter().chain(r.errors.iter().cloned())).collect();

@@ -97,6 +97,15 @@ fn mode_specific_keys(args: &Args, mode: Option<Mode>, errors: &mut Errors) {
              remove `retries`",
         );
     }
+    if let Some(key) = args.key("max_consecutive_failures")
+        && mode == Mode::Continuous
+    {
+        errors.at(
+            key.span(),
+            "a Continuous worker is never disabled for failing: it is restarted with a backoff that grows from \
+             `restart_delay` up to `max_backoff` while it keeps failing; remove `max_consecutive_failures`",
+        );
+    }
     if let Some(key) = args.key("depends_on")
         && mode == Mode::Continuous
     {
@@ -239,6 +248,10 @@ mod tests {
         assert!(errors_of(quote!(interval = "1s", restart_delay = "1s"), "f")[0].contains("this worker is Scheduled"));
         assert!(errors_of(quote!(restart_delay = "1s"), "f")[0].contains("Triggered (it has no schedule)"));
         assert!(errors_of(quote!(mode = Continuous, retries = 1), "f")[0].contains("remove `retries`"));
+        assert!(
+            errors_of(quote!(mode = Continuous, max_consecutive_failures = 3), "f")[0]
+                .contains("remove `max_consecutive_failures`")
+        );
         assert!(errors_of(quote!(mode = Continuous, depends_on = "a"), "f")[0].contains("remove `depends_on`"));
     }
 

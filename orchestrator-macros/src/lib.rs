@@ -7,19 +7,19 @@
 //! offending tokens), and registers the worker with a const definition: no
 //! parsing happens at run time.
 //!
-//! [orchestrator]: https://docs.rs/orchestrator
+//! [orchestrator]: https://docs.rs/tokio-orchestrator
 
 mod args;
 mod check;
 mod codegen;
 mod diag;
 mod expand;
-// The runtime's own cron and time zone acceptance, compiled in here too so
-// that the attribute refuses at compile time exactly what startup would.
-#[path = "../../orchestrator/src/schedule_syntax.rs"]
-mod schedule_syntax;
 mod signature;
 mod values;
+
+// The runtime's own cron and time zone acceptance (one crate both depend on),
+// so that the attribute refuses at compile time exactly what startup would.
+use orchestrator_syntax as schedule_syntax;
 
 use proc_macro::TokenStream;
 
@@ -61,7 +61,7 @@ use proc_macro::TokenStream;
 /// | `cron` | cron expression, 5 fields or 6 (leading seconds) | — | wall-clock schedule, UTC unless `timezone` |
 /// | `timezone` | IANA name, e.g. `"Europe/Paris"` | `"UTC"` | zone the `cron` expression is read in; only with `cron` |
 /// | `mode` | `Scheduled` \| `Triggered` \| `Continuous` | Scheduled with a schedule, else Triggered | Triggered: runs on demand or when its dependencies complete; Continuous: restarted whenever it returns, until shutdown |
-/// | `restart_delay` | duration | `"1s"` | Continuous only: pause before the fn is started again |
+/// | `restart_delay` | duration | `"1s"` | Continuous only: pause before the fn is started again; after failures in a row it doubles per failure, up to `max_backoff` |
 /// | `timeout` | duration > 0 | `"60s"` (none for Continuous) | an attempt running longer is cancelled and fails |
 /// | `retries` | integer | `0` | extra attempts within one run after a failed attempt; not for Continuous |
 /// | `backoff` | duration | `"1s"` | base of the exponential backoff (with jitter) between attempts |
@@ -69,16 +69,21 @@ use proc_macro::TokenStream;
 /// | `priority` | `Low` \| `Normal` \| `High` \| `Critical` | `Normal` | order in which ready workers take free concurrency slots |
 /// | `depends_on` | `"name"`, `path`, or a list of them: `["a", crate::jobs::b]` | `[]` | runs only after a fresh success of each dependency |
 /// | `blocks` | same forms as `depends_on` | `[]` | never runs at the same time as these workers, in either order |
-/// | `max_consecutive_failures` | integer | `5` (`0` = never) | failed runs in a row after which the worker is disabled |
+/// | `max_consecutive_failures` | integer | `5` (`0` = never) | failed runs in a row after which the worker is disabled (not for Continuous workers, which back off instead) |
 /// | `name` | non-empty string | the fn's name | the worker's name in the graph, status and logs |
 /// | `initial_delay` | duration | `"0s"` | delay before the first fire |
 /// | `jitter` | duration | `"0s"` | random extra delay, up to this, added to each fire |
 /// | `misfire` | `FireOnce` \| `Skip` | `FireOnce` | what fires missed while the worker could not start become: one catch-up run, or nothing |
 /// | `enabled` | `true` \| `false` | `true` | `false` registers the worker disabled |
-/// | `scope` | `Cluster` \| `Instance` | `Cluster` | in cluster mode: once per fire across replicas, or on every replica |
+/// | `scope` | `Cluster` \| `Instance` | `Cluster` | reserved for cluster mode, which is not available yet (today it changes nothing): once per fire across replicas, or on every replica |
 /// | `crate` | path as a string, e.g. `"my_app::orchestrator"` | `"::orchestrator"` | where orchestrator is reached, for crates that use it through a re-export |
 ///
 /// A worker has at most one of `interval`, `delay` and `cron`.
+///
+/// How many runs execute at once is a setting of the orchestrator, not of a
+/// worker: at most 5 by default (`Orchestrator::builder().max_concurrent(n)`;
+/// Continuous workers are not counted). A due worker beyond the limit waits
+/// for a free slot, and `priority` orders the workers waiting.
 ///
 /// # Referring to other workers
 ///
@@ -112,7 +117,8 @@ use proc_macro::TokenStream;
 /// unparsable durations, cron expressions and time zones (with the parser's
 /// reason), a zero `interval` or `timeout`, conflicting keys (two schedules, a
 /// schedule with `mode = Triggered` or `Continuous`, `mode = Scheduled`
-/// without one, `restart_delay` without Continuous, `retries` with it,
+/// without one, `restart_delay` without Continuous, `retries` or
+/// `max_consecutive_failures` with it,
 /// `timezone` without `cron`, `max_backoff < backoff`), a worker that depends
 /// on or blocks itself, and unsupported fn shapes. The fn itself is always
 /// kept, so IDEs keep working inside it.

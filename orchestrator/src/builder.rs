@@ -1,15 +1,16 @@
 //! [`Orchestrator::builder`]: collects the registered and programmatic
 //! workers, application state and settings, and validates the graph.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Engine;
-use crate::error::{BuildError, Error};
-use crate::graph;
+use crate::error::{BuildError, Error, Problem, ProblemKind};
+use crate::graph::{self, Graph};
 use crate::handle::Handle;
 use crate::registry;
-use crate::runtime::{Inner, Signals};
+use crate::runtime::Inner;
 use crate::spec::WorkerSpec;
 use crate::worker_fn::StateMap;
 
@@ -48,8 +49,14 @@ impl Orchestrator {
     /// and get the shutdown timeout to finish, the rest are cancelled (a
     /// second signal cancels them at once). Returns when everything has
     /// stopped.
+    ///
+    /// Needs the `signals` cargo feature (on by default), which turns on
+    /// tokio's `signal` feature, and a runtime with its I/O driver enabled
+    /// (`#[tokio::main]` has it). An application that handles signals itself
+    /// uses [`run_until`](Self::run_until) instead.
+    #[cfg(feature = "signals")]
     pub async fn run(self) -> Result<(), Error> {
-        let signals = Signals::install()?;
+        let signals = crate::runtime::Signals::install()?;
         self.alongside_http(self.inner.clone().drive(Some(signals))).await
     }
 
@@ -61,6 +68,62 @@ impl Orchestrator {
             return serve.around(self.handle(), run).await;
         }
         run.await
+    }
+
+    /// Schedules the workers until `shutdown` completes or
+    /// [`Handle::shutdown`] is called, then shuts down gracefully exactly as
+    /// [`run`](Self::run) does on a signal: no new runs, running ones are
+    /// asked to stop through their [`Context`](crate::Context), those still
+    /// running after the shutdown timeout are cancelled. Returns when
+    /// everything has stopped.
+    ///
+    /// It installs no signal handler: the application owns its shutdown (as
+    /// with axum's `with_graceful_shutdown`), and this works without the
+    /// `signals` feature and on a runtime without an I/O driver. A
+    /// `shutdown` future that never completes is fine: the orchestrator then
+    /// runs until [`Handle::shutdown`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use orchestrator::{Context, Orchestrator, WorkerSpec};
+    /// use tokio::sync::oneshot;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let consumer = WorkerSpec::new("consumer", |ctx: Context| async move {
+    ///     ctx.cancelled().await; // runs until asked to stop
+    /// })
+    /// .mode(orchestrator::Mode::Continuous);
+    /// let orchestrator = Orchestrator::builder().without_registered_workers().worker(consumer).build()?;
+    ///
+    /// // The application's own shutdown signal: here a channel, which its
+    /// // HTTP server, its CLI or its own signal handling would fire.
+    /// let (stop, stopped) = oneshot::channel::<()>();
+    /// let running = tokio::spawn(orchestrator.run_until(async move {
+    ///     let _ = stopped.await; // a dropped sender stops it too
+    /// }));
+    ///
+    /// tokio::time::sleep(Duration::from_secs(5)).await;
+    /// stop.send(()).expect("still running");
+    /// running.await??; // the consumer was asked to stop and did
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let inner = self.inner.clone();
+        let run = async move {
+            let mut driver = std::pin::pin!(inner.clone().drive(None));
+            let shutdown = std::pin::pin!(shutdown);
+            tokio::select! {
+                // The driver first: its first poll starts the orchestrator, so a
+                // shutdown future that is ready at once still finds it running
+                // and shuts it down gracefully.
+                biased;
+                result = driver.as_mut() => return result,
+                () = shutdown => inner.request_shutdown(),
+            }
+            driver.await
+        };
+        self.alongside_http(run).await
     }
 
     /// A builder holding every `#[worker]` of the binary.
@@ -118,8 +181,12 @@ impl OrchestratorBuilder {
 
     /// At most this many scheduled or triggered runs execute at once
     /// (default 5). Continuous workers are not counted.
+    ///
+    /// At least 1: [`build`](Self::build) refuses 0, with a
+    /// [`ProblemKind::InvalidOption`](crate::ProblemKind::InvalidOption) for
+    /// `max_concurrent`, since no scheduled or triggered run could ever start.
     pub fn max_concurrent(mut self, limit: usize) -> Self {
-        self.max_concurrent = limit.max(1);
+        self.max_concurrent = limit;
         self
     }
 
@@ -168,13 +235,13 @@ impl OrchestratorBuilder {
 
     /// Runs startup validation without keeping the result.
     pub fn validate(&self) -> Result<(), BuildError> {
-        graph::validate(self.specs.clone(), &self.states).map(drop)
+        Self::validated(self.settings_problems(), graph::validate(self.specs.clone(), &self.states)).map(drop)
     }
 
-    /// Validates the whole graph and returns the orchestrator, or every
-    /// problem found.
+    /// Validates the settings and the whole graph and returns the
+    /// orchestrator, or every problem found.
     pub fn build(self) -> Result<Orchestrator, BuildError> {
-        let graph = graph::validate(self.specs, &self.states)?;
+        let graph = Self::validated(self.settings_problems(), graph::validate(self.specs, &self.states))?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
         let engine = Engine::new(graph, self.max_concurrent, seed, crate::runtime::now());
         let instance = self.instance.unwrap_or_else(default_instance).into();
@@ -184,6 +251,34 @@ impl OrchestratorBuilder {
             #[cfg(feature = "http")]
             http: self.http,
         })
+    }
+
+    /// What is wrong with the builder's own settings (not a worker's).
+    fn settings_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.max_concurrent == 0 {
+            problems.push(Problem::new(
+                None,
+                None,
+                ProblemKind::InvalidOption {
+                    key: "max_concurrent",
+                    reason: "must be at least 1: with 0, no scheduled or triggered run could ever start".into(),
+                },
+            ));
+        }
+        problems
+    }
+
+    /// The settings' problems and the graph's, reported together.
+    fn validated(mut problems: Vec<Problem>, graph: Result<Graph, BuildError>) -> Result<Graph, BuildError> {
+        match graph {
+            Ok(graph) if problems.is_empty() => Ok(graph),
+            Ok(_) => Err(BuildError::new(problems)),
+            Err(error) => {
+                problems.extend_from_slice(error.problems());
+                Err(BuildError::new(problems))
+            }
+        }
     }
 }
 

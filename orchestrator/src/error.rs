@@ -169,12 +169,23 @@ impl fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
+/// `; did you mean `x`?`, or nothing.
+fn suggestion(did_you_mean: &Option<String>) -> String {
+    did_you_mean.as_ref().map(|candidate| format!("; did you mean `{candidate}`?")).unwrap_or_default()
+}
+
 /// Why [`Handle::trigger`](crate::Handle::trigger) refused to start a run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TriggerError {
     /// No worker has this name.
-    #[error("no worker is named `{0}`")]
-    UnknownWorker(String),
+    #[error("no worker is named `{name}`{}", suggestion(.did_you_mean))]
+    UnknownWorker {
+        /// The name that was not found.
+        name: String,
+        /// The closest worker name, if one is close (the rule of startup
+        /// validation's did-you-mean).
+        did_you_mean: Option<String>,
+    },
     /// The worker is disabled; enable it first.
     #[error("worker `{name}` is disabled ({reason}); enable it first")]
     Disabled {
@@ -196,8 +207,13 @@ pub enum TriggerError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
     /// No worker has this name.
-    #[error("no worker is named `{0}`")]
-    UnknownWorker(String),
+    #[error("no worker is named `{name}`{}", suggestion(.did_you_mean))]
+    UnknownWorker {
+        /// The name that was not found.
+        name: String,
+        /// The closest worker name, if one is close.
+        did_you_mean: Option<String>,
+    },
 }
 
 /// Why [`Handle::history`](crate::Handle::history) failed.
@@ -205,18 +221,26 @@ pub enum ControlError {
 #[non_exhaustive]
 pub enum HistoryError {
     /// No worker has this name.
-    #[error("no worker is named `{0}`")]
-    UnknownWorker(String),
+    #[error("no worker is named `{name}`{}", suggestion(.did_you_mean))]
+    UnknownWorker {
+        /// The name that was not found.
+        name: String,
+        /// The closest worker name, if one is close.
+        did_you_mean: Option<String>,
+    },
 }
 
-/// The error of [`run`](crate::run) and [`Orchestrator::run`](crate::Orchestrator::run).
+/// The error of [`run`](crate::run), [`Orchestrator::run`](crate::Orchestrator::run) and
+/// [`Orchestrator::run_until`](crate::Orchestrator::run_until).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The worker graph is invalid; nothing was started.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// Installing the SIGINT/SIGTERM handlers failed.
+    /// Installing the SIGINT/SIGTERM handlers failed (only
+    /// [`Orchestrator::run`](crate::Orchestrator::run) and [`run`](crate::run)
+    /// install them).
     #[error("cannot listen for shutdown signals: {0}")]
     Signal(#[source] std::io::Error),
     /// The control plane could not listen on its address (see

@@ -439,7 +439,7 @@ impl<'n, 'w> Suggestions<'n, 'w> {
 /// unrelated worker for nearly any name with that prefix. A name equal up to
 /// ASCII case wins outright. Ties go to the first candidate, keeping the
 /// message stable.
-fn did_you_mean<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let unknown_len = unknown.chars().count();
     let max_distance = unknown_len.max(3) / 3;
     let mut best: Option<(usize, &'a str)> = None;

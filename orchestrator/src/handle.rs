@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Event, TriggerRefusal};
 use crate::error::{ControlError, HistoryError, TriggerError};
+use crate::graph;
 use crate::history::FireRecord;
 use crate::runtime::{self, Changes, Inner};
 use crate::status::{RunOutcome, Status};
@@ -59,9 +60,35 @@ impl Handle {
     /// fire waiting, the trigger joins it. Fails at once if there is no such
     /// worker, it is disabled, it is running, or the orchestrator is shutting
     /// down.
+    ///
+    /// # How long it can wait
+    ///
+    /// Until the run ends, which can be never: a worker that depends on a
+    /// worker that has never run waits for that dependency's first success,
+    /// so triggering `b` when its dependency `a` is Triggered and was never
+    /// triggered waits until `a` runs and succeeds, or until shutdown
+    /// (answered `Cancelled`). Status shows such a wait (`waiting on a: it
+    /// has never run, and runs only when triggered`) and an INFO event says
+    /// it when it starts. Bound the wait with [`tokio::time::timeout`]:
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: orchestrator::Handle) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    ///
+    /// match tokio::time::timeout(Duration::from_secs(60), handle.trigger("b")).await {
+    ///     Ok(outcome) => println!("b {}", outcome?),
+    ///     Err(_) => println!("b has not run within a minute: {}", handle.status()),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Giving up waiting does not withdraw the trigger: its fire stays
+    /// pending and runs as soon as the dependencies allow, and a later
+    /// trigger of the same worker joins it. To drop the pending fire,
+    /// [`disable`](Self::disable) the worker.
     pub async fn trigger(&self, name: &str) -> Result<RunOutcome, TriggerError> {
         let Some(w) = self.inner.find(name) else {
-            return Err(TriggerError::UnknownWorker(name.to_string()));
+            return Err(TriggerError::UnknownWorker { name: name.to_string(), did_you_mean: self.did_you_mean(name) });
         };
         // Everything that can be done before taking the lock is.
         let (tx, outcome) = oneshot::channel();
@@ -106,10 +133,20 @@ impl Handle {
     }
 
     fn control(&self, name: &str, event: fn(usize) -> Event) -> Result<(), ControlError> {
-        let w = self.inner.find(name).ok_or_else(|| ControlError::UnknownWorker(name.to_string()))?;
+        let w = self.inner.find(name).ok_or_else(|| ControlError::UnknownWorker {
+            name: name.to_string(),
+            did_you_mean: self.did_you_mean(name),
+        })?;
         let now = runtime::now();
         self.inner.lock().engine.handle(now, event(w));
         Ok(())
+    }
+
+    /// The worker name closest to an unknown `name`, by startup validation's
+    /// rule, for the error's did-you-mean.
+    fn did_you_mean(&self, name: &str) -> Option<String> {
+        let names: Vec<&str> = self.inner.names().iter().map(|n| &**n).collect();
+        graph::did_you_mean(name, &names).map(str::to_string)
     }
 
     /// A snapshot of the orchestrator and every worker.
@@ -139,7 +176,10 @@ impl Handle {
     /// # Ok(()) }
     /// ```
     pub async fn history(&self, name: &str, limit: usize) -> Result<Vec<FireRecord>, HistoryError> {
-        let w = self.inner.find(name).ok_or_else(|| HistoryError::UnknownWorker(name.to_string()))?;
+        let w = self.inner.find(name).ok_or_else(|| HistoryError::UnknownWorker {
+            name: name.to_string(),
+            did_you_mean: self.did_you_mean(name),
+        })?;
         Ok(self.inner.lock().engine.history(w, limit, &self.instance))
     }
 

@@ -122,7 +122,9 @@ pub mod metrics;
 mod registry;
 mod runtime;
 mod schedule;
-mod schedule_syntax;
+// The cron and time zone syntax lives in its own crate, shared with the
+// attribute so that both accept exactly the same expressions.
+use orchestrator_syntax as schedule_syntax;
 mod spec;
 mod status;
 mod worker_fn;
@@ -153,6 +155,10 @@ pub fn validate() -> Result<(), BuildError> {
 ///
 /// Equivalent to `Orchestrator::builder().build()?.run().await`; use the
 /// builder for state, settings and programmatic workers.
+///
+/// Needs the `signals` cargo feature (on by default); without it, use
+/// [`Orchestrator::run_until`] with the application's own shutdown future.
+#[cfg(feature = "signals")]
 pub async fn run() -> Result<(), Error> {
     Orchestrator::builder().build()?.run().await
 }

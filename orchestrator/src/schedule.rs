@@ -137,6 +137,26 @@ mod tests {
     }
 
     #[test]
+    fn a_cron_value_out_of_range_names_its_field_and_the_range() {
+        let reason = |expr: &str| match parse_cron(expr) {
+            Ok(_) => panic!("`{expr}` was accepted"),
+            Err(reason) => reason,
+        };
+        assert_eq!(reason("0 25 * * *"), "hour 25 is out of range 0-23");
+        assert_eq!(reason("61 * * * *"), "minute 61 is out of range 0-59");
+        assert_eq!(reason("0 0 0 * *"), "day-of-month 0 is out of range 1-31");
+        assert_eq!(reason("0 0 1 1-13 *"), "month 13 is out of range 1-12");
+        assert_eq!(reason("0 0 * * 1,8"), "day-of-week 8 is out of range 0-7 (0 and 7 are Sunday)");
+        assert_eq!(reason("0 0 * * 9#2"), "day-of-week 9 is out of range 0-7 (0 and 7 are Sunday)");
+        assert_eq!(reason("60 0 12 * * *"), "second 60 is out of range 0-59", "six fields start with seconds");
+        assert_eq!(reason("0 0 0-30/5 * * *"), "hour 30 is out of range 0-23", "a range's bound before its step");
+        // A step, an nth weekday and names are not values: croner's reason stays.
+        assert!(!reason("0 0 * * MON#6").contains("out of range"), "{}", reason("0 0 * * MON#6"));
+        assert!(parse_cron("*/90 * * * *").is_ok(), "a step is not bounded by the field's range");
+        assert!(parse_cron("0 0 L * 5L").is_ok());
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap_and_stays_in_the_upper_half() {
         let mut rng = fastrand::Rng::with_seed(7);
         for retry in 1..=12 {

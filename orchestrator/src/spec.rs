@@ -60,8 +60,13 @@ pub enum Misfire {
     Skip,
 }
 
-/// In cluster mode: run each fire once across replicas, or on every replica.
-/// Without a cluster store both behave the same.
+/// Reserved for cluster mode, which is not available yet: there, a fire would
+/// run once across replicas ([`Cluster`](Scope::Cluster)) or on every replica
+/// ([`Instance`](Scope::Instance)).
+///
+/// Today every worker runs in-process, in each process that runs it, whatever
+/// its scope: the value is accepted and recorded so that code written now
+/// keeps its meaning when cluster mode arrives, and it changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -318,7 +323,8 @@ impl WorkerSpec {
         self
     }
 
-    /// Cluster scope (default [`Scope::Cluster`]).
+    /// Cluster scope (default [`Scope::Cluster`]). Reserved for cluster mode,
+    /// which is not available yet: today it changes nothing (see [`Scope`]).
     pub fn scope(mut self, scope: Scope) -> Self {
         self.scope = Some(scope);
         self
@@ -449,6 +455,14 @@ impl WorkerSpec {
                     .into(),
             );
         }
+        if mode == Mode::Continuous && self.max_consecutive_failures.is_some() {
+            problem(
+                "max_consecutive_failures",
+                "a Continuous worker is never disabled for failing: it is restarted with a backoff that grows \
+                 from `restart_delay` up to `max_backoff` while it keeps failing; remove `max_consecutive_failures`"
+                    .into(),
+            );
+        }
         if mode == Mode::Continuous && self.retries.is_some() {
             problem(
                 "retries",
@@ -513,7 +527,11 @@ impl WorkerSpec {
             priority: self.priority.unwrap_or_default(),
             depends_on: self.depends_on,
             blocks: self.blocks,
-            max_consecutive_failures: self.max_consecutive_failures.unwrap_or(defaults::MAX_CONSECUTIVE_FAILURES),
+            // Continuous workers ride out failures with a growing restart delay.
+            max_consecutive_failures: match mode {
+                Mode::Continuous => 0,
+                _ => self.max_consecutive_failures.unwrap_or(defaults::MAX_CONSECUTIVE_FAILURES),
+            },
             initial_delay: self.initial_delay.unwrap_or_default(),
             jitter: self.jitter.unwrap_or_default(),
             misfire: self.misfire.unwrap_or_default(),

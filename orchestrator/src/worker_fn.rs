@@ -131,7 +131,8 @@ impl<T: Clone + Send + Sync + 'static> WorkerArg for State<T> {
 }
 
 /// What a worker fn can return: `()` or `Result<(), E>` with `E: Display`
-/// (`anyhow::Error`, `std::io::Error`, your own error type, ...).
+/// (`anyhow::Error`, `std::io::Error`, your own error type, ...), or `!` for
+/// a body that never returns (one that only panics or loops forever).
 #[diagnostic::on_unimplemented(
     message = "a worker cannot return `{Self}`",
     label = "unsupported worker return type",
@@ -152,6 +153,34 @@ impl WorkerOutput for () {
 impl<E: fmt::Display> WorkerOutput for Result<(), E> {
     fn into_result(self) -> Result<(), String> {
         self.map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// The never type `!`, which stable Rust does not let us write in a type
+/// position, reached through a function pointer's return type (the trick of
+/// the `never-say-never` crate, a dozen lines not worth a dependency).
+mod never {
+    /// Public in a private module: nameable in the impl below, invisible
+    /// outside the crate.
+    pub trait FnReturn {
+        type Output;
+    }
+
+    impl<T> FnReturn for fn() -> T {
+        type Output = T;
+    }
+
+    pub type Never = <fn() -> ! as FnReturn>::Output;
+}
+use never::Never;
+
+/// A body that never returns, such as `|| async { panic!("...") }` or one that
+/// loops forever. In edition 2024 such an async block's output is `!` (the
+/// never type no longer falls back to `()`), so without this impl the
+/// closure would be refused.
+impl WorkerOutput for Never {
+    fn into_result(self) -> Result<(), String> {
+        self
     }
 }
 

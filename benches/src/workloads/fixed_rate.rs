@@ -34,7 +34,14 @@ use super::Running;
 use crate::measure::{StartLog, UNKNOWN_CPU, cpu_seconds, nanos, percentile};
 use crate::outcome::Outcome;
 
-pub async fn orchestrator(workers: usize, interval: Duration, run_for: Duration) -> Result<Outcome, String> {
+/// W1 for orchestrator; with `status_loop`, a task calls `Handle::status()`
+/// back to back meanwhile (W1s), and the outcome has its call times.
+pub async fn orchestrator(
+    workers: usize,
+    interval: Duration,
+    run_for: Duration,
+    status_loop: bool,
+) -> Result<Outcome, String> {
     let window = run_for + interval / 2;
     let slots = slots_in(window, interval);
     let origin = Instant::now();
@@ -58,8 +65,26 @@ pub async fn orchestrator(workers: usize, interval: Duration, run_for: Duration)
 
     let cpu_before = cpu_seconds();
     let running = Running::start(orchestrator);
+    let reader = status_loop.then(|| {
+        let handle = running.handle.clone();
+        let until = running.spawned_at + setup + window;
+        tokio::spawn(async move {
+            let mut calls = Vec::new();
+            while Instant::now() < until {
+                let at = Instant::now();
+                std::hint::black_box(handle.status());
+                calls.push(nanos(at.elapsed()));
+                tokio::task::yield_now().await;
+            }
+            calls
+        })
+    });
     tokio::time::sleep_until(running.spawned_at + setup + window).await;
     let cpu = cpu_seconds() - cpu_before;
+    let calls = match reader {
+        Some(reader) => Some(reader.await.map_err(|e| format!("status loop: {e}"))?),
+        None => None,
+    };
     running.stop().await?;
 
     let first = (0..workers).filter_map(|w| dues.get(w, 0)).min().ok_or("no fire ran")?;
@@ -76,6 +101,14 @@ pub async fn orchestrator(workers: usize, interval: Duration, run_for: Duration)
         }
     }
     let mut outcome = report(workers * slots, lateness, cpu, &starts);
+    if let Some(mut calls) = calls {
+        calls.sort_unstable();
+        let ms = |p: f64| percentile(&calls, p).map_or(f64::NAN, |n| n as f64 / 1e6);
+        outcome.metric("status_calls_per_s", calls.len() as f64 / (setup + window).as_secs_f64());
+        outcome.metric("status_p50_ms", ms(0.5));
+        outcome.metric("status_p99_ms", ms(0.99));
+        outcome.metric("status_max_ms", ms(1.0));
+    }
     let lost = (workers * slots).saturating_sub(outcome.get("fires_run").unwrap_or(0.0) as usize);
     outcome.metric("fires_lost", lost as f64);
     outcome.check(
@@ -143,7 +176,7 @@ fn name(w: usize) -> String {
     format!("fixed-{w:05}")
 }
 
-fn report(expected: usize, mut lateness: Vec<u64>, cpu: f64, starts: &StartLog) -> Outcome {
+pub(super) fn report(expected: usize, mut lateness: Vec<u64>, cpu: f64, starts: &StartLog) -> Outcome {
     lateness.sort_unstable();
     let ms = |p: f64| percentile(&lateness, p).map_or(f64::NAN, |ns| ns as f64 / 1e6);
     let mut outcome = Outcome::default();

@@ -1,4 +1,4 @@
-//! The workloads, each for both systems, run inside a child process: one
+//! The workloads, each for every system that can express it, run inside a child process: one
 //! file per workload of BENCH.md. Each returns an [`Outcome`] that
 //! [`child_main`] prints for the runner.
 //!
@@ -9,6 +9,8 @@
 
 mod build;
 mod chain;
+mod clokwerk_peer;
+mod cron_scheduler;
 mod fixed_rate;
 mod idle;
 mod priority;
@@ -52,7 +54,14 @@ fn run(case: &Case, system: System) -> Result<Outcome, String> {
     runtime.block_on(async {
         match (case, system) {
             (&Case::FixedRate { workers, interval, run_for }, System::Orchestrator) => {
-                fixed_rate::orchestrator(workers, interval, run_for).await
+                fixed_rate::orchestrator(workers, interval, run_for, false).await
+            }
+            (&Case::StatusLoad { workers, interval, run_for }, System::Orchestrator) => {
+                fixed_rate::orchestrator(workers, interval, run_for, true).await
+            }
+            // The baseline of W1s is the orchestrator without the status loop.
+            (&Case::StatusLoad { workers, interval, run_for }, System::Floor) => {
+                fixed_rate::orchestrator(workers, interval, run_for, false).await
             }
             (&Case::FixedRate { workers, interval, run_for }, System::Floor) => {
                 fixed_rate::floor(workers, interval, run_for).await
@@ -71,9 +80,26 @@ fn run(case: &Case, system: System) -> Result<Outcome, String> {
             (&Case::PriorityBurst { workers, max_concurrent, body }, System::Floor) => {
                 priority::floor(workers, max_concurrent, body).await
             }
+            (&Case::FixedRate { workers, interval, run_for }, System::TokioCronScheduler) => {
+                cron_scheduler::fixed_rate(workers, interval, run_for).await
+            }
+            (&Case::Idle { workers, idle_for }, System::TokioCronScheduler) => {
+                cron_scheduler::idle(workers, idle_for).await
+            }
+            (_, System::TokioCronScheduler) => Err(format!("tokio-cron-scheduler cannot express {}", case.workload())),
+            (&Case::FixedRate { workers, interval, run_for }, System::Clokwerk) => {
+                clokwerk_peer::fixed_rate(workers, interval, run_for).await
+            }
+            (&Case::Idle { workers, idle_for }, System::Clokwerk) => clokwerk_peer::idle(workers, idle_for).await,
+            (_, System::Clokwerk) => Err(format!("clokwerk cannot express {}", case.workload())),
             (Case::Build { .. }, _) => unreachable!("handled above"),
         }
     })
+}
+
+/// Whether the peers can run jobs every `interval` (whole seconds).
+pub fn peers_express(interval: Duration) -> bool {
+    cron_scheduler::expresses(interval) && clokwerk_peer::expresses(interval)
 }
 
 /// Builds an orchestrator of exactly `specs` (no `#[worker]` of the binary).

@@ -145,6 +145,10 @@ pub(crate) struct Engine {
     /// model of the dependency rule.
     #[cfg(test)]
     pub(crate) fire_log: Vec<FireLog>,
+    /// Every run started, with its fire's due time and how many fires had
+    /// reached an outcome by then (for the same reference model).
+    #[cfg(test)]
+    pub(crate) start_log: Vec<(WorkerId, Instant, usize)>,
 }
 
 /// A fire that reached an outcome (test builds only).
@@ -154,6 +158,8 @@ pub(crate) struct FireLog {
     pub worker: WorkerId,
     pub first_due: Instant,
     pub succeeded: bool,
+    /// Recorded `upstream_failed`, judged for a fire due at this instant.
+    pub upstream_failed: Option<Instant>,
 }
 
 impl Engine {
@@ -195,6 +201,8 @@ impl Engine {
             metrics: Metrics::default(),
             #[cfg(test)]
             fire_log: Vec::new(),
+            #[cfg(test)]
+            start_log: Vec::new(),
         }
     }
 
@@ -334,7 +342,10 @@ impl Engine {
             Event::Disable(w) => self.disable(now, w, Disabled::Manually),
             Event::Shutdown => self.shutdown(now),
         }
-        self.settle(now);
+        // The event may have armed a timer that is already due (enabling
+        // resumes at a slot due now): its fire is offered before anything
+        // is judged, or a dependent could be judged without it.
+        self.catch_up(now);
     }
 
     /// Asks for a run of `worker` now; `waiter` is answered with its outcome
@@ -355,12 +366,12 @@ impl Engine {
         }
         tracing::debug!(worker = %self.graph.workers[w].name, "triggered");
         self.offer_fire(w, now, Misfire::FireOnce, Some(waiter));
-        self.settle(now);
+        self.catch_up(now);
         Ok(())
     }
 
-    /// Handles the timers due by `now` before an event at `now`, as if the
-    /// driver had been on time: an event must meet the state those timers
+    /// Handles the timers due by `now` (then settles), before and after an
+    /// event at `now`, as if the driver had been on time: an event must meet the state those timers
     /// would have made (a dependency's due fire pending, a slot's run
     /// started), or a dependent could be judged by a fire due after its own.
     /// The driver is late whenever the runtime is busy, and an event (a
@@ -368,8 +379,8 @@ impl Engine {
     fn catch_up(&mut self, now: Instant) {
         if self.timers.next_deadline().is_some_and(|at| at <= now) {
             self.on_timeout(now);
-            self.settle(now);
         }
+        self.settle(now);
     }
 
     /// Drops `waiter` from `w`'s fire (its caller stopped waiting).
@@ -450,6 +461,13 @@ impl Engine {
             }
         }
         self.offer_fire(w, slot.due, traits.misfire, None);
+        // A fixed-delay or Continuous fire dropped under `Skip` (a blocker
+        // was running) counts as its previous run: the next one follows
+        // after the delay. Otherwise nothing would ever arm it again.
+        let record = &self.workers[w];
+        if matches!(traits.kind, Kind::Delay | Kind::Continuous) && record.pending.is_none() && record.run.is_none() {
+            self.arm_after_run(now, w);
+        }
     }
 
     /// A fire due at `due` arrives for `w`: becomes its pending fire, merges
@@ -531,7 +549,12 @@ impl Engine {
             self.ready.remove(&key);
         }
         #[cfg(test)]
-        self.fire_log.push(FireLog { worker: w, first_due: ended.first_due, succeeded: ended.succeeded });
+        self.fire_log.push(FireLog {
+            worker: w,
+            first_due: ended.first_due,
+            succeeded: ended.succeeded,
+            upstream_failed: None,
+        });
         self.resolve(ended.waiters, &outcome);
         if let Some(reason) = ended.disable {
             self.disable(now, w, reason);
@@ -573,8 +596,19 @@ impl Engine {
     /// After a run ends: fixed-delay and Continuous schedules arm their next slot.
     fn arm_after_run(&mut self, now: Instant, w: WorkerId) {
         let traits = self.traits[w];
-        if matches!(traits.kind, Kind::Delay | Kind::Continuous) {
-            self.arm_slot(w, now + traits.period());
+        match traits.kind {
+            Kind::Delay => self.arm_slot(w, now + traits.period()),
+            Kind::Continuous => {
+                let stats = &self.workers[w].stats;
+                let pause = worker::restart_pause(
+                    traits.period(),
+                    self.graph.workers[w].max_backoff,
+                    stats.consecutive_failures,
+                    stats.last_duration.unwrap_or_default(),
+                );
+                self.arm_slot(w, now + pause);
+            }
+            _ => {}
         }
     }
 
@@ -700,7 +734,18 @@ impl Engine {
         match self.check_dependencies(w) {
             Dependencies::Failed(dependency) => return self.upstream_failed(now, w, dependency),
             Dependencies::Wait(wait) => {
-                self.workers[w].wait = Some(wait);
+                let previous = self.workers[w].wait.replace(wait);
+                // A wait on a dependency that has never run can last forever
+                // (a Triggered dependency nobody triggers): say so once, when
+                // it starts, not at every re-evaluation.
+                if let Wait::Dependency { dependency, why: DependencyWait::NeverRan } = wait
+                    && previous != Some(wait)
+                {
+                    tracing::info!(
+                        worker = %self.graph.workers[w].name, dependency = %self.graph.workers[dependency].name,
+                        "waiting on a dependency that has never run; it starts once the dependency has succeeded"
+                    );
+                }
                 return;
             }
             Dependencies::Satisfied => {}
@@ -811,7 +856,12 @@ impl Engine {
         self.history.fire_dropped(w, fire.first_due, now, FireOutcome::UpstreamFailed, Some(&error));
         self.metrics.upstream_failed(w);
         #[cfg(test)]
-        self.fire_log.push(FireLog { worker: w, first_due: fire.first_due, succeeded: false });
+        self.fire_log.push(FireLog {
+            worker: w,
+            first_due: fire.first_due,
+            succeeded: false,
+            upstream_failed: Some(fire.due),
+        });
         self.resolve(fire.waiters, &RunOutcome::UpstreamFailed { dependency: dependency_name });
         // A fixed-delay schedule counts the skipped fire as its previous run.
         if self.traits[w].kind == Kind::Delay && self.workers[w].enabled() {
@@ -826,6 +876,8 @@ impl Engine {
         let state = &self.workers[w];
         if state.run.is_none() {
             if let Some(fire) = &state.pending {
+                #[cfg(test)]
+                self.start_log.push((w, fire.due, self.fire_log.len()));
                 self.settle_before_newer_fire(w, fire.first_due);
             }
             self.runs_in_progress += 1;

@@ -21,6 +21,9 @@ struct Plan {
     backoff: u64,
     max_failures: u32,
     initial_delay: u64,
+    /// Take the longest durations a worker accepts (a century) for the
+    /// backoff or the period.
+    extreme: u8,
     /// Candidate dependencies (indices of earlier workers, so the graph is acyclic).
     deps: Vec<usize>,
     blocks: Vec<usize>,
@@ -30,6 +33,10 @@ struct Plan {
 enum Op {
     /// Advance virtual time by this many half-seconds.
     Advance(u64),
+    /// Move the clock on by this many quarter-seconds without handling the
+    /// timers that come due: the driver is late, and the next events (a
+    /// trigger, a report, an enable) reach the engine first.
+    Late(u64),
     /// End the k-th executing attempt (modulo their number) with a result.
     Finish(usize, u8),
     Trigger(usize),
@@ -47,17 +54,33 @@ fn plan() -> impl Strategy<Value = Plan> {
         1u64..4,
         0u32..4,
         0u64..3,
+        prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
         proptest::collection::vec(0usize..8, 0..3),
         proptest::collection::vec(0usize..8, 0..2),
     )
-        .prop_map(|(kind, period, skip, priority, retries, backoff, max_failures, initial_delay, deps, blocks)| {
-            Plan { kind, period, skip, priority, retries, backoff, max_failures, initial_delay, deps, blocks }
-        })
+        .prop_map(
+            |(kind, period, skip, priority, retries, backoff, max_failures, initial_delay, extreme, deps, blocks)| {
+                Plan {
+                    kind,
+                    period,
+                    skip,
+                    priority,
+                    retries,
+                    backoff,
+                    max_failures,
+                    initial_delay,
+                    extreme,
+                    deps,
+                    blocks,
+                }
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u64..12).prop_map(Op::Advance),
+        2 => (1u64..12).prop_map(Op::Late),
         6 => (any::<usize>(), 0u8..4).prop_map(|(k, r)| Op::Finish(k, r)),
         1 => (0usize..8).prop_map(Op::Trigger),
         1 => (0usize..8).prop_map(Op::Enable),
@@ -76,19 +99,25 @@ fn build(plans: &[Plan]) -> Vec<WorkerSpec> {
         .enumerate()
         .map(|(i, p)| {
             let secs = Duration::from_secs;
+            let century = crate::schedule_syntax::MAX_DURATION;
+            let period = if p.extreme == 1 { century } else { secs(p.period) };
+            let backoff = if p.extreme == 2 { century } else { secs(p.backoff) };
             let mut s = spec(&name(i))
                 .priority([Priority::Low, Priority::Normal, Priority::High, Priority::Critical][p.priority as usize])
                 .misfire(if p.skip { Misfire::Skip } else { Misfire::FireOnce })
-                .max_consecutive_failures(p.max_failures)
                 .initial_delay(secs(p.initial_delay));
             s = match p.kind {
-                0..=3 => s.interval(secs(p.period)),
-                4..=5 => s.delay(secs(p.period)),
+                0..=3 => s.interval(period),
+                4..=5 => s.delay(period),
                 6..=8 => s,
-                _ => s.mode(Mode::Continuous).restart_delay(secs(p.period)),
+                _ => s.mode(Mode::Continuous).restart_delay(period),
             };
             if p.kind != 9 {
-                s = s.retries(p.retries).backoff(secs(p.backoff));
+                s = s
+                    .max_consecutive_failures(p.max_failures)
+                    .retries(p.retries)
+                    .backoff(backoff)
+                    .max_backoff(backoff.max(secs(300)));
                 for &d in &p.deps {
                     if d < i && !continuous[d] {
                         s = s.depends_on(name(d));
@@ -105,15 +134,9 @@ fn build(plans: &[Plan]) -> Vec<WorkerSpec> {
         .collect()
 }
 
-/// The fire a run or a dependent's pending fire stands for.
-#[derive(Debug, Clone, Copy)]
-struct FireDue {
-    due: Instant,
-}
-
-/// Checks every invariant; `starts` are the first attempts just started,
-/// with their fire's due time.
-fn check(sim: &Sim, new_starts: &[(WorkerId, FireDue)]) -> Result<(), TestCaseError> {
+/// Checks every invariant; `new_starts` are the runs just started: the
+/// worker, its fire's due time, and how many fires had an outcome then.
+fn check(sim: &Sim, new_starts: &[(WorkerId, Instant, usize)]) -> Result<(), TestCaseError> {
     let engine = &sim.engine;
     let graph = engine.graph();
     let n = engine.len();
@@ -145,20 +168,84 @@ fn check(sim: &Sim, new_starts: &[(WorkerId, FireDue)]) -> Result<(), TestCaseEr
     }
 
     // A dependent starts only when each dependency's latest fire due at or
-    // before its own fire has succeeded.
-    for &(w, fire) in new_starts {
+    // before its own fire has succeeded. (A dependency's fire due at the
+    // very same instant that reached its outcome after the start came
+    // second: it does not count.)
+    for &(w, due, logged) in new_starts {
         for &a in &graph.edges[w].depends_on {
-            let log: Vec<_> = engine.fire_log.iter().filter(|l| l.worker == a).collect();
-            let relevant = log.iter().rev().find(|l| l.first_due <= fire.due).or(log.first());
+            let log: Vec<_> = engine
+                .fire_log
+                .iter()
+                .enumerate()
+                .filter(|&(i, l)| l.worker == a && (l.first_due < due || i < logged))
+                .map(|(_, l)| l)
+                .collect();
+            let relevant = log.iter().rev().find(|l| l.first_due <= due).or(log.first());
             prop_assert!(
                 relevant.is_some_and(|l| l.succeeded),
                 "{} started (fire due {:?}) but dependency {}'s relevant fire is {:?}",
                 engine.config(w).name,
-                fire.due - sim.t0,
+                due - sim.t0,
                 engine.config(a).name,
                 relevant
             );
         }
+    }
+
+    // An enabled Scheduled or Continuous worker always has a next fire, a
+    // pending fire or a run in progress: it never silently stops firing.
+    if !engine.is_shutting_down() {
+        for w in 0..n {
+            let state = engine.state(w);
+            let scheduled = !matches!(engine.config(w).schedule, crate::spec::Schedule::Triggered);
+            prop_assert!(
+                !(scheduled && state.enabled())
+                    || state.slot.is_some()
+                    || state.pending.is_some()
+                    || state.run.is_some(),
+                "{} is enabled but will never fire again",
+                engine.config(w).name
+            );
+        }
+    }
+
+    // Every attempt the engine counts as executing was handed to a lane
+    // (the simulation plays the lanes), and every lane's attempt is one the
+    // engine knows: a run in progress always has a live lane.
+    for w in 0..n {
+        let executing = match engine.state(w).run.as_ref() {
+            Some(run) if matches!(run.phase, Phase::Executing { .. }) => Some(run.id),
+            _ => None,
+        };
+        let lane = sim.running.get(&*engine.config(w).name).map(|(run, _)| *run);
+        prop_assert_eq!(executing, lane, "{}'s executing run and its lane disagree", engine.config(w).name);
+    }
+
+    // At most one slot timer and one retry timer per worker.
+    prop_assert!(engine.timers.len() <= 2 * n, "{} timers for {n} workers", engine.timers.len());
+
+    // A fire recorded upstream_failed was judged by a dependency's latest
+    // fire due at or before its own, and that fire failed. (A dependency's
+    // fire due at the very same instant, offered after the verdict, came
+    // second: it does not count.)
+    for (at, entry) in engine.fire_log.iter().enumerate().filter(|(_, l)| l.upstream_failed.is_some()) {
+        let due = entry.upstream_failed.expect("filtered");
+        let judged_by_a_failure = graph.edges[entry.worker].depends_on.iter().any(|&a| {
+            let log: Vec<_> = engine
+                .fire_log
+                .iter()
+                .enumerate()
+                .filter(|&(i, l)| l.worker == a && (l.first_due < due || i < at))
+                .map(|(_, l)| l)
+                .collect();
+            log.iter().rev().find(|l| l.first_due <= due).or(log.first()).is_some_and(|l| !l.succeeded)
+        });
+        prop_assert!(
+            judged_by_a_failure,
+            "{}'s fire due {:?} was recorded upstream_failed, but no dependency's relevant fire failed",
+            engine.config(entry.worker).name,
+            due - sim.t0
+        );
     }
 
     // Liveness: with a free slot, nothing that may run is left waiting.
@@ -207,23 +294,20 @@ fn check(sim: &Sim, new_starts: &[(WorkerId, FireDue)]) -> Result<(), TestCaseEr
 fn run_case(plans: Vec<Plan>, max_concurrent: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let specs = build(&plans);
     let mut sim = Sim::new(specs, max_concurrent);
-    let mut seen = sim.started.len();
+    let mut seen = 0;
     let mut step = |sim: &mut Sim| -> Result<(), TestCaseError> {
-        let starts: Vec<(WorkerId, FireDue)> = sim.started[seen..]
-            .iter()
-            .filter(|s| s.attempt == 1)
-            .filter_map(|s| {
-                let w = sim.id(&s.worker);
-                sim.engine.state(w).run.as_ref().map(|r| (w, FireDue { due: r.fire.due }))
-            })
-            .collect();
-        seen = sim.started.len();
+        let starts = sim.engine.start_log[seen..].to_vec();
+        seen = sim.engine.start_log.len();
         check(sim, &starts)
     };
     step(&mut sim)?;
     for op in ops {
         match op {
             Op::Advance(halves) => sim.advance(Duration::from_millis(500 * halves)),
+            Op::Late(quarters) => {
+                sim.now += Duration::from_millis(250 * quarters);
+                continue;
+            }
             Op::Finish(k, result) => {
                 let executing: Vec<String> = sim.running.keys().cloned().collect();
                 if executing.is_empty() {
@@ -263,9 +347,9 @@ fn run_case(plans: Vec<Plan>, max_concurrent: usize, ops: Vec<Op>) -> Result<(),
 }
 
 proptest! {
-    // 512 cases by default; PROPTEST_CASES=100000 for a long soak.
+    // 4,096 cases by default (CI); PROPTEST_CASES=500000 for a long soak.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(4096),
         ..ProptestConfig::default()
     })]
 
@@ -292,6 +376,7 @@ fn engine_invariants_hold_on_a_dense_graph() {
             backoff: 1,
             max_failures: 2,
             initial_delay: 0,
+            extreme: 0,
             deps: (0..i).collect(),
             blocks: vec![(i + 2) % 6],
         })

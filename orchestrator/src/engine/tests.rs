@@ -401,7 +401,7 @@ fn worker_is_disabled_after_max_consecutive_failures_and_enable_resets() {
     assert!(!state.enabled());
     assert_eq!(
         state.disabled.as_ref().map(ToString::to_string).as_deref(),
-        Some("disabled after 3 consecutive failures; last error: broken broke")
+        Some("after 3 consecutive failures; last error: broken broke")
     );
     sim.advance_to(s(100));
     assert_eq!(sim.starts_of("broken").len(), 3, "a disabled worker does not fire");
@@ -647,4 +647,49 @@ fn disable_and_enable_storms_keep_the_timer_set_bounded() {
     let enabled_at = sim.elapsed();
     sim.advance_to(enabled_at + s(3600));
     assert_eq!(sim.starts_of("hourly").len(), 2);
+}
+
+#[test]
+fn a_fixed_delay_fire_skipped_while_a_blocker_runs_is_followed_by_the_next_one_after_the_delay() {
+    let mut sim = Sim::new(
+        vec![spec("drain").delay(s(10)).misfire(Misfire::Skip).initial_delay(s(1)), spec("lock").blocks("drain")],
+        5,
+    );
+    sim.trigger("lock").expect("accepted"); // runs from 0 to 5
+    sim.advance_to(s(5));
+    assert_eq!(sim.engine.state(sim.id("drain")).stats.missed, 1, "the fire due at 1 s was skipped");
+    sim.succeed("lock");
+    sim.advance_to(s(11));
+    assert_eq!(sim.starts_of("drain"), [11.0], "the next fire follows the skipped one after the delay");
+}
+
+#[test]
+fn a_continuous_worker_that_keeps_failing_restarts_with_a_growing_delay_and_is_never_disabled() {
+    let mut sim = Sim::new(vec![spec("consumer").mode(Mode::Continuous).restart_delay(s(1)).max_backoff(s(8))], 5);
+    // Seven quick failures in a row: restarts after 1, 2, 4, 8, 8, 8, 8 s.
+    for _ in 0..7 {
+        sim.fail("consumer");
+        let next = sim.engine.next_deadline().expect("a restart is armed");
+        sim.advance_to(next - sim.t0);
+    }
+    assert_eq!(sim.starts_of("consumer"), [0.0, 1.0, 3.0, 7.0, 15.0, 23.0, 31.0, 39.0]);
+    let w = sim.id("consumer");
+    assert!(sim.engine.state(w).enabled(), "a Continuous worker is not disabled for failing");
+    assert_eq!(sim.engine.state(w).stats.consecutive_failures, 7);
+    // It ran well: the restart delay is back to 1 s.
+    sim.advance(s(5));
+    sim.succeed("consumer");
+    sim.advance(s(1));
+    assert_eq!(sim.starts_of("consumer").last(), Some(&45.0));
+}
+
+#[test]
+fn a_continuous_failure_after_a_long_run_restarts_after_the_plain_delay() {
+    let mut sim = Sim::new(vec![spec("consumer").mode(Mode::Continuous).restart_delay(s(1)).max_backoff(s(8))], 5);
+    for _ in 0..3 {
+        sim.advance(s(10)); // ran longer than max_backoff, then failed
+        sim.fail("consumer");
+        sim.advance(s(1));
+    }
+    assert_eq!(sim.starts_of("consumer"), [0.0, 11.0, 22.0, 33.0]);
 }

@@ -123,10 +123,12 @@ pub(crate) enum Disabled {
 impl std::fmt::Display for Disabled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // Phrased to follow "disabled": status shows "disabled: <this>",
+            // a refused trigger "is disabled (<this>)".
             Disabled::Configured => f.write_str("configured with enabled = false"),
-            Disabled::Manually => f.write_str("disabled through the handle"),
+            Disabled::Manually => f.write_str("through the handle"),
             Disabled::Failures { count, last_error } => {
-                write!(f, "disabled after {count} consecutive failures; last error: {last_error}")
+                write!(f, "after {count} consecutive failures; last error: {last_error}")
             }
         }
     }
@@ -649,6 +651,21 @@ pub(crate) fn following_slot(
         }
         _ => (None, 0),
     }
+}
+
+/// How long a Continuous worker waits before it is started again, after a
+/// run that lasted `ran` and left `failures` consecutive failures: its
+/// `restart_delay` after a success, doubling with each quick failure in a
+/// row up to `max_backoff`, so that a consumer whose broker is down rides
+/// out the outage without spinning. A failed run that lasted at least
+/// `max_backoff` ran well: the next start follows after `restart_delay`.
+pub(crate) fn restart_pause(restart_delay: Duration, max_backoff: Duration, failures: u32, ran: Duration) -> Duration {
+    let cap = max_backoff.max(restart_delay);
+    if failures == 0 || ran >= cap {
+        return restart_delay;
+    }
+    let factor = 1u32.checked_shl((failures - 1).min(31)).unwrap_or(u32::MAX);
+    restart_delay.checked_mul(factor).unwrap_or(cap).min(cap)
 }
 
 /// A worker's first slot at or after `earliest` (none for Triggered workers,

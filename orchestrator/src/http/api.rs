@@ -62,6 +62,11 @@ impl ApiError {
     fn unknown_worker(name: &str) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "unknown_worker", format!("no worker is named `{name}`"))
     }
+
+    /// A 404 with the error's message, which may suggest a close name.
+    fn unknown_worker_from(e: &impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_worker", e.to_string())
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -102,7 +107,7 @@ impl From<Refusal> for ApiError {
 impl From<TriggerError> for ApiError {
     fn from(e: TriggerError) -> Self {
         let code = match &e {
-            TriggerError::UnknownWorker(name) => return ApiError::unknown_worker(name),
+            TriggerError::UnknownWorker { .. } => return ApiError::unknown_worker_from(&e),
             TriggerError::Disabled { .. } => "worker_disabled",
             TriggerError::AlreadyRunning(_) => "already_running",
             TriggerError::ShuttingDown => "shutting_down",
@@ -114,7 +119,7 @@ impl From<TriggerError> for ApiError {
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         match e {
-            ControlError::UnknownWorker(name) => ApiError::unknown_worker(&name),
+            ControlError::UnknownWorker { .. } => ApiError::unknown_worker_from(&e),
         }
     }
 }
@@ -122,7 +127,7 @@ impl From<ControlError> for ApiError {
 impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         match e {
-            HistoryError::UnknownWorker(name) => ApiError::unknown_worker(&name),
+            HistoryError::UnknownWorker { .. } => ApiError::unknown_worker_from(&e),
             #[allow(unreachable_patterns)] // the enum is non_exhaustive for stores to come
             other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_unavailable", other.to_string()),
         }

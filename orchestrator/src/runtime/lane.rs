@@ -112,17 +112,16 @@ async fn run_lane(doorbell: Arc<Doorbell>, lane: LaneContext) {
         let result = async {
             // The body is called here, inside `catch_unwind`, so that a panic
             // before its first `.await` is caught like any other.
-            let result = match std::panic::catch_unwind(AssertUnwindSafe(|| (lane.body)(input))) {
+            // The outcome is logged by the engine, which alone knows whether
+            // a failed attempt is retried ("attempt failed, retrying", WARN)
+            // or ends the run ("run failed", ERROR): logging it here too
+            // would say every failure twice. The engine's events carry
+            // `worker` and `run_id` as fields, so they name the worker under
+            // any filter, not only when this INFO span is enabled.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| (lane.body)(input))) {
                 Ok(future) => Attempt::new(future, timeout, &lane.abort).await,
                 Err(panic) => AttemptResult::Panicked(panic_message(panic.as_ref())),
-            };
-            match &result {
-                AttemptResult::Failed(error) => tracing::warn!(error = %error, "attempt failed"),
-                AttemptResult::Panicked(message) => tracing::warn!(panic = %message, "attempt panicked"),
-                AttemptResult::TimedOut(limit) => tracing::warn!(timeout = ?limit, "attempt timed out"),
-                AttemptResult::Succeeded | AttemptResult::Cancelled => {}
             }
-            result
         }
         .instrument(span);
         // Whatever panics around the body (a tracing layer, say), the lane

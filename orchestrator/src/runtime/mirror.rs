@@ -85,10 +85,9 @@ impl Mirror {
     fn changed_since(&self, inner: &Inner, cursor: &mut u64) -> (Vec<WorkerStatus>, bool) {
         let mut synced = self.lock();
         synced.sync(inner);
-        let name = |w: usize| self.fixed[w].name.clone();
         let changed = (0..self.fixed.len())
             .filter(|&w| synced.stamps[w] > *cursor)
-            .map(|w| WorkerStatus::of(&self.fixed[w], &synced.views[w], &synced.globals.clock, &name))
+            .map(|w| WorkerStatus::of(&self.fixed, w, &synced.views[w], &synced.globals.clock))
             .collect();
         *cursor = synced.seq;
         (changed, synced.globals.state == OrchestratorState::Stopped)

@@ -265,6 +265,11 @@ impl Inner {
         }
     }
 
+    /// Every worker's name, by id (in name order).
+    pub(crate) fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
     /// The id of the worker named `name`. Names never change after the
     /// build, so this needs no lock.
     pub(crate) fn find(&self, name: &str) -> Option<WorkerId> {
@@ -317,7 +322,9 @@ impl Inner {
         if !executing.is_empty() {
             let names: Vec<String> =
                 executing.iter().map(|&(w, run)| format!("{} (run {run})", shared.engine.config(w).name)).collect();
-            tracing::warn!(runs = %names.join(", "), "{why}: cancelling runs still in progress");
+            // INFO, not WARN: each cancelled run gets its own WARN "run
+            // cancelled" from the engine, with its `worker` and `run_id`.
+            tracing::info!(runs = %names.join(", "), "{why}: cancelling runs still in progress");
         }
         let now = now();
         for (worker, run) in executing {

@@ -1,10 +1,23 @@
 //! The one definition of which cron expressions and time zones orchestrator
 //! accepts.
 //!
-//! This file is compiled twice: into the runtime crate, and (through
-//! `#[path]`) into `orchestrator-macros`, so that the attribute rejects at
-//! compile time exactly what the runtime would reject at startup. It must stay
-//! free of anything but `croner`, `chrono` and `chrono-tz`.
+//! A support crate of [`tokio-orchestrator`], not meant to be used on its
+//! own: both the runtime and the `#[worker]` attribute
+//! (`tokio-orchestrator-macros`) depend on it, so that the attribute rejects
+//! at compile time exactly what the runtime would reject at startup. Its API
+//! follows what those two crates need and carries no stability promise
+//! beyond the exact version they pin. It must stay free of anything but
+//! `croner`, `chrono` and `chrono-tz`.
+//!
+//! ```
+//! assert!(orchestrator_syntax::parse_cron("0 */5 * * * *").is_ok());
+//! assert!(orchestrator_syntax::parse_cron("every five minutes").is_err());
+//! assert!(orchestrator_syntax::parse_timezone("Europe/Paris").is_ok());
+//! ```
+//!
+//! [`tokio-orchestrator`]: https://docs.rs/tokio-orchestrator
+
+#![warn(missing_docs)]
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -27,7 +40,7 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
         .year(Year::Disallowed)
         .build()
         .parse(expr)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| value_out_of_range(expr).unwrap_or_else(|| e.to_string()))?;
     // The Gregorian calendar repeats every 400 years, weekdays included: an
     // expression that matches nothing in the search croner makes from 2000
     // (to year 5000) matches nothing ever. Refused here, such a worker
@@ -57,6 +70,40 @@ pub fn check_duration(key: &str, duration: std::time::Duration) -> Result<(), St
          or disable the worker instead",
         duration.as_secs() / 86_400
     ))
+}
+
+/// Names the field and its range when a rejected expression has a number
+/// out of range (croner says only "Number out of bounds."): `hour 25 is out
+/// of range 0-23`. `None` when every number is in range, so that croner's
+/// own reason is kept for other mistakes. Only consulted after croner
+/// refused the expression, so it can never reject one croner accepts.
+fn value_out_of_range(expr: &str) -> Option<String> {
+    const MINUTE_FIELDS: [(&str, u32, u32); 5] =
+        [("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7)];
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let names = match fields.len() {
+        5 => &MINUTE_FIELDS[..],
+        6 => &[("second", 0, 59)][..],
+        _ => return None,
+    };
+    let names = names.iter().chain(if fields.len() == 6 { &MINUTE_FIELDS[..] } else { &[] });
+    for (field, &(name, min, max)) in fields.iter().zip(names) {
+        // `1-5,10/2`: the values are the range bounds before any `/step`;
+        // `5#3` (nth weekday) and `15W`/`5L` carry a modifier after them.
+        for item in field.trim_start_matches('+').split(',') {
+            let range = item.split('/').next().unwrap_or_default();
+            for bound in range.split('-') {
+                let digits = bound.split('#').next().unwrap_or_default().trim_end_matches(['L', 'l', 'W', 'w']);
+                if let Ok(value) = digits.parse::<u32>()
+                    && !(min..=max).contains(&value)
+                {
+                    let note = if name == "day-of-week" { " (0 and 7 are Sunday)" } else { "" };
+                    return Some(format!("{name} {value} is out of range {min}-{max}{note}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Looks up an IANA time zone name such as `"Europe/Paris"` or `"UTC"`.
