@@ -439,3 +439,26 @@ async fn events_stream_a_workers_state_change_as_it_happens_and_end_when_the_orc
     });
     end.await.expect("the stream ends with the orchestrator");
 }
+
+#[tokio::test]
+async fn run_until_serves_the_control_plane_too_and_stops_it_with_its_shutdown_future() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let orchestrator = builder().worker(WorkerSpec::new("quick", || async {})).serve_http(&addr).build().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(orchestrator.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let connected = tokio::time::timeout(secs(10), async {
+        loop {
+            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    connected.await.expect("listening within 10 s");
+    stop.send(()).expect("still running");
+    tokio::time::timeout(secs(10), running).await.expect("stops within 10 s").unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "the listener closed with the orchestrator");
+}
