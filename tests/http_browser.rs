@@ -2,7 +2,9 @@
 //! chromedriver (WebDriver, with fantoccini) against a running orchestrator.
 //! It sees every worker and its state, triggers one with the token, sees the
 //! run appear without a reload, and saves screenshots at laptop and phone
-//! widths to `docs/`.
+//! widths to `docs/` (`dashboard-laptop.png`, `dashboard-phone.png`, not
+//! committed; `UPDATE_README_SCREENSHOT=1` also refreshes the README's
+//! `docs/dashboard.png`).
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (`.ci/run`
 //! installs them). Without them it prints a notice and passes, except under
@@ -225,8 +227,14 @@ async fn drive(client: &Client, addr: SocketAddr, handle: &Handle) {
 
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     std::fs::create_dir_all(&docs).expect("docs/");
-    screenshot(client, 1280, 1000, &docs.join("dashboard.png")).await;
+    let laptop = docs.join("dashboard-laptop.png");
+    screenshot(client, 1280, 1000, &laptop).await;
     screenshot(client, 390, 844, &docs.join("dashboard-phone.png")).await;
+    // The README's picture is a committed copy, replaced only on request, so
+    // that a test run leaves the work tree clean.
+    if std::env::var_os("UPDATE_README_SCREENSHOT").is_some() {
+        std::fs::copy(&laptop, docs.join("dashboard.png")).expect("docs/ is writable");
+    }
     // At phone width the table becomes cards: the header row is hidden.
     let header = client.execute("return getComputedStyle(document.querySelector('#workers thead')).display;", vec![]);
     assert_eq!(header.await.unwrap(), json!("none"));
