@@ -347,6 +347,14 @@ function renderGraph() {
   }
 }
 
+// At most one redraw of the graph per second, however many events arrive.
+let graphPending = false;
+function scheduleGraph() {
+  if (graphPending) return;
+  graphPending = true;
+  setTimeout(() => { graphPending = false; renderGraph(); }, 1000);
+}
+
 // ----- updates ----------------------------------------------------------------
 
 async function loadHistory(name) {
@@ -366,7 +374,7 @@ function update(w) {
   renderRow(w.name, true);
   renderSummary();
   const graphChanged = !before || before.state !== w.state || before.last_success !== w.last_success;
-  if (graphChanged) renderGraph();
+  if (graphChanged) scheduleGraph();
   if (!before || before.runs !== w.runs || before.last_finished !== w.last_finished || before.upstream_failed !== w.upstream_failed || before.missed_fires !== w.missed_fires || before.cancelled !== w.cancelled) {
     loadHistory(w.name);
   }
