@@ -245,6 +245,7 @@ pub enum Error {
     Signal(#[source] std::io::Error),
     /// The control plane could not listen on its address (see
     /// [`OrchestratorBuilder::serve_http`](crate::OrchestratorBuilder::serve_http)).
+    #[cfg(feature = "http")]
     #[error("cannot serve the control plane on {addr}: {source}; choose a free address")]
     Http {
         /// The address given.

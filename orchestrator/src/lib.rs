@@ -45,7 +45,11 @@
 //!   (unknown names, cycles, duplicates, missing state) and reports every
 //!   problem at once.
 //! - [`Handle`] triggers, enables and disables workers, reads the [`Status`]
-//!   and shuts down.
+//!   and each worker's [`history`](Handle::history), and shuts down.
+//! - [`metrics`] lists the metrics recorded through the `metrics` facade.
+//! - `http` (cargo feature `http`): the control plane, a JSON API, Prometheus
+//!   metrics, health and a live dashboard, as an axum router or served by
+//!   `OrchestratorBuilder::serve_http`.
 //!
 //! ```no_run
 //! use std::time::Duration;
