@@ -1,4 +1,4 @@
-//! The fetch → process pipeline with a cleanup job, from the SPEC, with
+//! The fetch → process pipeline with a cleanup job, from the README, with
 //! intervals short enough that something happens every second.
 //!
 //! ```sh

@@ -11,7 +11,7 @@
 //!
 //! #[worker(interval = "60s", timeout = "30s", priority = High)]
 //! async fn fetch_data(ctx: Context) -> anyhow::Result<()> {
-//!     tracing::info!(run = %ctx.run_id(), "fetching");
+//!     println!("fetching (run {})", ctx.run_id());
 //!     Ok(())
 //! }
 //!
@@ -19,6 +19,7 @@
 //! // compile error.
 //! #[worker(interval = "2m", depends_on = fetch_data)]
 //! async fn process_data() -> anyhow::Result<()> {
+//!     println!("processing");
 //!     Ok(())
 //! }
 //!

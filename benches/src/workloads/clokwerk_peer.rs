@@ -90,13 +90,7 @@ pub async fn fixed_rate(workers: usize, interval: Duration, run_for: Duration) -
             }
         }
     }
-    let expected = workers * slots;
-    let mut outcome = super::fixed_rate::report(expected, lateness, 0.0, &starts);
-    outcome.metric("cpu_s", cpu);
-    outcome.metric("cpu_per_1000_fires_s", cpu / expected.max(1) as f64 * 1000.0);
-    let run = outcome.get("fires_run").unwrap_or(0.0) as usize;
-    outcome.metric("fires_lost", expected.saturating_sub(run) as f64);
-    Ok(outcome)
+    Ok(super::fixed_rate::peer_report(workers * slots, lateness, cpu, &starts))
 }
 
 pub async fn idle(workers: usize, idle_for: Duration) -> Result<Outcome, String> {

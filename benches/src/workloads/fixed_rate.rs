@@ -120,6 +120,17 @@ pub async fn orchestrator(
     Ok(outcome)
 }
 
+/// A peer's W1 outcome: `report`'s figures, with the CPU measured over the
+/// steady window (`cpu`) per fire due in it, and the fires lost.
+pub fn peer_report(expected: usize, lateness: Vec<u64>, cpu: f64, starts: &StartLog) -> Outcome {
+    let mut outcome = report(expected, lateness, 0.0, starts);
+    outcome.metric("cpu_s", cpu);
+    outcome.metric("cpu_per_1000_fires_s", cpu / expected.max(1) as f64 * 1000.0);
+    let run = outcome.get("fires_run").unwrap_or(0.0) as usize;
+    outcome.metric("fires_lost", expected.saturating_sub(run) as f64);
+    outcome
+}
+
 /// The time both systems get before their first fire.
 fn setup_time(workers: usize) -> Duration {
     Duration::from_millis(100) + Duration::from_micros(10) * workers as u32

@@ -371,11 +371,11 @@ impl Engine {
     }
 
     /// Handles the timers due by `now` (then settles), before and after an
-    /// event at `now`, as if the driver had been on time: an event must meet the state those timers
-    /// would have made (a dependency's due fire pending, a slot's run
-    /// started), or a dependent could be judged by a fire due after its own.
-    /// The driver is late whenever the runtime is busy, and an event (a
-    /// trigger, a report) may take the lock before it.
+    /// event at `now`, as if the driver had been on time: an event must meet
+    /// the state those timers would have made (a dependency's due fire
+    /// pending, a slot's run started), or a dependent could be judged by a
+    /// fire due after its own. The driver is late whenever the runtime is
+    /// busy, and an event (a trigger, a report) may take the lock before it.
     fn catch_up(&mut self, now: Instant) {
         if self.timers.next_deadline().is_some_and(|at| at <= now) {
             self.on_timeout(now);

@@ -134,6 +134,23 @@ fn build(plans: &[Plan]) -> Vec<WorkerSpec> {
         .collect()
 }
 
+/// The reference model of the dependency rule: dependency `a`'s fire that
+/// judges a dependent's fire due at `due`, among the first `logged` fires
+/// that reached an outcome (what the engine could have seen) and any later
+/// one due strictly before `due`: the latest due at or before `due`, or `a`'s
+/// first fire if none is (a dependent waits for a dependency that never
+/// ran).
+fn relevant_fire(engine: &super::Engine, a: WorkerId, due: Instant, logged: usize) -> Option<&super::FireLog> {
+    let log: Vec<_> = engine
+        .fire_log
+        .iter()
+        .enumerate()
+        .filter(|&(i, l)| l.worker == a && (l.first_due < due || i < logged))
+        .map(|(_, l)| l)
+        .collect();
+    log.iter().rev().find(|l| l.first_due <= due).or(log.first()).copied()
+}
+
 /// Checks every invariant; `new_starts` are the runs just started: the
 /// worker, its fire's due time, and how many fires had an outcome then.
 fn check(sim: &Sim, new_starts: &[(WorkerId, Instant, usize)]) -> Result<(), TestCaseError> {
@@ -173,14 +190,7 @@ fn check(sim: &Sim, new_starts: &[(WorkerId, Instant, usize)]) -> Result<(), Tes
     // second: it does not count.)
     for &(w, due, logged) in new_starts {
         for &a in &graph.edges[w].depends_on {
-            let log: Vec<_> = engine
-                .fire_log
-                .iter()
-                .enumerate()
-                .filter(|&(i, l)| l.worker == a && (l.first_due < due || i < logged))
-                .map(|(_, l)| l)
-                .collect();
-            let relevant = log.iter().rev().find(|l| l.first_due <= due).or(log.first());
+            let relevant = relevant_fire(engine, a, due, logged);
             prop_assert!(
                 relevant.is_some_and(|l| l.succeeded),
                 "{} started (fire due {:?}) but dependency {}'s relevant fire is {:?}",
@@ -230,16 +240,10 @@ fn check(sim: &Sim, new_starts: &[(WorkerId, Instant, usize)]) -> Result<(), Tes
     // second: it does not count.)
     for (at, entry) in engine.fire_log.iter().enumerate().filter(|(_, l)| l.upstream_failed.is_some()) {
         let due = entry.upstream_failed.expect("filtered");
-        let judged_by_a_failure = graph.edges[entry.worker].depends_on.iter().any(|&a| {
-            let log: Vec<_> = engine
-                .fire_log
-                .iter()
-                .enumerate()
-                .filter(|&(i, l)| l.worker == a && (l.first_due < due || i < at))
-                .map(|(_, l)| l)
-                .collect();
-            log.iter().rev().find(|l| l.first_due <= due).or(log.first()).is_some_and(|l| !l.succeeded)
-        });
+        let judged_by_a_failure = graph.edges[entry.worker]
+            .depends_on
+            .iter()
+            .any(|&a| relevant_fire(engine, a, due, at).is_some_and(|l| !l.succeeded));
         prop_assert!(
             judged_by_a_failure,
             "{}'s fire due {:?} was recorded upstream_failed, but no dependency's relevant fire failed",
@@ -273,8 +277,7 @@ fn check(sim: &Sim, new_starts: &[(WorkerId, Instant, usize)]) -> Result<(), Tes
                 dependencies_allow = false;
                 continue;
             }
-            let log: Vec<_> = engine.fire_log.iter().filter(|l| l.worker == a).collect();
-            match log.iter().rev().find(|l| l.first_due <= fire.due).or(log.first()) {
+            match relevant_fire(engine, a, fire.due, engine.fire_log.len()) {
                 None => dependencies_allow = false,
                 Some(l) => prop_assert!(
                     l.succeeded,

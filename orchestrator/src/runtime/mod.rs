@@ -407,12 +407,14 @@ impl Inner {
     /// the orchestrator stops at once (see [`Abandoned`]): nothing may wait
     /// for a driver that is gone.
     pub(crate) async fn drive(self: Arc<Self>, mut signals: Option<Signals>) -> Result<(), Error> {
-        let mut abandoned = Abandoned(Some(self.clone()));
+        let mut abandoned = Abandoned(None);
         {
             let mut shared = self.lock();
             if shared.lifecycle != OrchestratorState::Created {
                 return Ok(()); // shut down before it ran, or run twice
             }
+            // From here on, this driver owns the orchestrator's life.
+            abandoned.0 = Some(self.clone());
             shared.lifecycle = OrchestratorState::Running;
             tracing::info!(workers = shared.engine.len(), "orchestrator started");
             let _ = self.runtime.set(tokio::runtime::Handle::current());
