@@ -10,7 +10,7 @@ use crate::context::RunId;
 use crate::engine::{DependencyWait, Disabled, Phase, RecordView, RunView, Wait};
 use crate::graph::{Graph, WorkerId};
 use crate::schedule::WallClock;
-use crate::spec::{HumanDuration, Mode, Priority, Scope};
+use crate::spec::{HumanDuration, Mode, Priority};
 
 /// How a run ended, as returned by [`Handle::trigger`](crate::Handle::trigger).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -196,8 +196,6 @@ pub struct WorkerStatus {
     pub schedule: String,
     /// Its priority.
     pub priority: Priority,
-    /// Its cluster scope.
-    pub scope: Scope,
     /// Whether it is enabled.
     pub enabled: bool,
     /// What it is doing now (flattened in JSON: `state` and `state_detail`).
@@ -263,7 +261,6 @@ pub(crate) struct Fixed {
     mode: Mode,
     schedule: String,
     priority: Priority,
-    scope: Scope,
     depends_on: Vec<String>,
     blocks: Vec<String>,
 }
@@ -281,7 +278,6 @@ impl Fixed {
                 mode: config.schedule.mode(),
                 schedule: config.schedule.to_string(),
                 priority: config.priority,
-                scope: config.scope,
                 depends_on: edges.depends_on.iter().map(|&d| name(d)).collect(),
                 blocks: edges
                     .conflicts
@@ -374,7 +370,6 @@ impl WorkerStatus {
             mode: fixed.mode,
             schedule: fixed.schedule.clone(),
             priority: fixed.priority,
-            scope: fixed.scope,
             enabled: record.disabled.is_none(),
             state: activity,
             fire_pending: record.run.is_some() && record.pending,
@@ -699,7 +694,7 @@ fn wrap(text: &str, width: usize, max_lines: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Mode, Priority, Scope};
+    use crate::spec::{Mode, Priority};
 
     fn at(taken_at: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
         taken_at + chrono::Duration::milliseconds(ms)
@@ -711,7 +706,6 @@ mod tests {
             mode: Mode::Scheduled,
             schedule: schedule.into(),
             priority: Priority::Normal,
-            scope: Scope::Instance,
             enabled: !matches!(state, WorkerState::Disabled { .. }),
             state,
             fire_pending: false,
