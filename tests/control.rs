@@ -209,11 +209,17 @@ async fn changes_deliver_each_state_change_of_a_worker_as_it_happens() {
     assert_eq!(started.len(), 1, "only the triggered worker changed: {started:?}");
     assert_eq!(started[0].name, "report");
     assert!(matches!(started[0].state, WorkerState::Running { attempt: 1, .. }), "{:?}", started[0].state);
+    assert_eq!(
+        started[0].running_on.as_deref(),
+        Some(handle.instance()),
+        "a change names where it runs, as status does"
+    );
     assert_eq!(t0.elapsed(), Duration::ZERO, "delivered the moment the run started");
     let finished = changes.next().await.expect("still running");
     assert_eq!(t0.elapsed(), Duration::from_millis(300), "delivered the moment the run ended");
     assert_eq!(finished[0].name, "report");
     assert_eq!((finished[0].state.clone(), finished[0].successes), (WorkerState::Idle, 1));
+    assert_eq!(finished[0].running_on, None);
     assert_eq!(trigger.await.expect("joined"), Ok(RunOutcome::Succeeded));
     stop(handle, task).await;
     // The last changes (shutdown), then the end.

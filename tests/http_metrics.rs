@@ -133,6 +133,9 @@ async fn metrics_count_runs_attempts_missed_fires_and_show_the_gauges_per_worker
     assert_eq!(number(failures.get("worker=flaky")), 1.0);
     assert_eq!(number(failures.get("worker=ok")), 0.0);
 
+    assert!(by_labels(&scrape, "orchestrator_store_up").is_empty(), "the in-memory store is never down");
+    assert!(by_labels(&scrape, "orchestrator_claims_total").is_empty(), "no cluster, no claims");
+
     for metric in ["orchestrator_runs_total", "orchestrator_run_duration_seconds", "orchestrator_running"] {
         assert!(scrape.docs.contains_key(metric), "HELP for {metric}");
     }

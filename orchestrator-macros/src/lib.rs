@@ -75,7 +75,7 @@ use proc_macro::TokenStream;
 /// | `jitter` | duration | `"0s"` | random extra delay, up to this, added to each fire |
 /// | `misfire` | `FireOnce` \| `Skip` | `FireOnce` | what fires missed while the worker could not start become: one catch-up run, or nothing |
 /// | `enabled` | `true` \| `false` | `true` | `false` registers the worker disabled |
-/// | `scope` | `Cluster` \| `Instance` | `Cluster` | reserved for cluster mode, which is not available yet (today it changes nothing): once per fire across replicas, or on every replica |
+/// | `scope` | `Cluster` \| `Instance` | `Cluster` | in cluster mode (PostgreSQL store): once per fire across replicas, or on every replica; elsewhere it changes nothing |
 /// | `crate` | path as a string, e.g. `"my_app::orchestrator"` | `"::orchestrator"` | where orchestrator is reached, for crates that use it through a re-export |
 ///
 /// A worker has at most one of `interval`, `delay` and `cron`.

@@ -135,6 +135,8 @@ impl Orchestrator {
             shutdown_timeout: Duration::from_secs(30),
             seed: None,
             instance: None,
+            store: None,
+            history_retention: Some(Duration::from_secs(7 * 86_400)),
             #[cfg(feature = "http")]
             http: None,
         }
@@ -149,11 +151,47 @@ pub struct OrchestratorBuilder {
     shutdown_timeout: Duration,
     seed: Option<u64>,
     instance: Option<String>,
+    store: Option<std::sync::Arc<dyn crate::store::Backend>>,
+    history_retention: Option<Duration>,
     #[cfg(feature = "http")]
     http: Option<crate::http::Serve>,
 }
 
 impl OrchestratorBuilder {
+    /// Keeps the orchestrator's state in `store`: a [`MemoryStore`] (the
+    /// default: nothing outlives the process), a `SqliteStore` (feature
+    /// `sqlite`: one instance whose state survives restarts) or a
+    /// `PostgresStore` (feature `postgres`: the same, and cluster mode, where
+    /// replicas on one database run each fire of a Cluster-scope worker
+    /// once). The store is opened when the orchestrator starts running:
+    /// [`Orchestrator::run`] fails with [`Error::Store`] if it cannot be.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "sqlite")]
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use orchestrator::{Orchestrator, store::SqliteStore};
+    ///
+    /// let orchestrator = Orchestrator::builder()
+    ///     .store(SqliteStore::open("orchestrator.db").await?)
+    ///     .build()?;
+    /// orchestrator.run().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`MemoryStore`]: crate::store::MemoryStore
+    pub fn store(mut self, store: impl crate::store::Store) -> Self {
+        self.store = Some(crate::store::sealed::Sealed::into_backend(store).0);
+        self
+    }
+
+    /// How long a persistent store keeps finished fires in its history
+    /// (default 7 days; `None`: forever). The in-memory history keeps the
+    /// last 100 fires per worker regardless.
+    pub fn history_retention(mut self, retention: impl Into<Option<Duration>>) -> Self {
+        self.history_retention = retention.into();
+        self
+    }
+
     /// Leaves out the `#[worker]` functions of the binary: only workers added
     /// with [`worker`](Self::worker) run. Useful in tests and benchmarks.
     pub fn without_registered_workers(mut self) -> Self {
@@ -244,9 +282,11 @@ impl OrchestratorBuilder {
         let graph = Self::validated(self.settings_problems(), graph::validate(self.specs, &self.states))?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
         let engine = Engine::new(graph, self.max_concurrent, seed, crate::runtime::now());
-        let instance = self.instance.unwrap_or_else(default_instance).into();
+        let instance: Arc<str> = self.instance.unwrap_or_else(default_instance).into();
+        let backend = self.store.unwrap_or_else(|| Arc::new(crate::store::MemoryStore));
+        let store = crate::runtime::StoreLink::new(backend, instance.clone(), self.history_retention, engine.graph());
         Ok(Orchestrator {
-            inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout)),
+            inner: Arc::new(Inner::new(engine, self.states, self.shutdown_timeout, store)),
             instance,
             #[cfg(feature = "http")]
             http: self.http,

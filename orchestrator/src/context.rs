@@ -62,6 +62,8 @@ pub(crate) struct WorkerScope {
     /// Cancelled to ask the worker's running attempt to stop.
     pub(crate) stop: CancellationToken,
     pub(crate) states: Arc<StateMap>,
+    /// The orchestrator's wall clock, set when it starts.
+    pub(crate) clock: Arc<std::sync::OnceLock<crate::schedule::WallClock>>,
 }
 
 impl Context {
@@ -72,6 +74,28 @@ impl Context {
     /// The application state registered with the builder.
     pub(crate) fn states(&self) -> &StateMap {
         &self.worker.states
+    }
+
+    /// When the fire this run serves was scheduled, in UTC, to the
+    /// millisecond: the fire's identity `(worker, scheduled_at)`, which every
+    /// replica computes alike in cluster mode and which the history shows.
+    /// For a trigger: when the trigger was accepted. For a catch-up run
+    /// standing for several missed slots: the oldest.
+    ///
+    /// ```
+    /// use orchestrator::Context;
+    ///
+    /// async fn report(ctx: Context) {
+    ///     // Idempotent per fire: a retry of the same fire reuses the key.
+    ///     let key = format!("report-{}", ctx.scheduled_at().format("%Y%m%dT%H%M%S%.3f"));
+    ///     # let _ = key;
+    /// }
+    /// ```
+    pub fn scheduled_at(&self) -> chrono::DateTime<chrono::Utc> {
+        match self.worker.clock.get() {
+            Some(clock) => crate::engine::journal::scheduled_at(clock, self.due.into_std()),
+            None => crate::store::to_millis(chrono::Utc::now()),
+        }
     }
 
     /// The worker's name, as it appears in the graph, status and logs.

@@ -228,6 +228,9 @@ pub enum HistoryError {
         /// The closest worker name, if one is close.
         did_you_mean: Option<String>,
     },
+    /// The store could not answer.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The error of [`run`](crate::run), [`Orchestrator::run`](crate::Orchestrator::run) and
@@ -238,6 +241,10 @@ pub enum Error {
     /// The worker graph is invalid; nothing was started.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The store could not be opened when the orchestrator started (see
+    /// [`OrchestratorBuilder::store`](crate::OrchestratorBuilder::store)).
+    #[error("cannot open the store: {0}")]
+    Store(#[source] crate::store::StoreError),
     /// Installing the SIGINT/SIGTERM handlers failed (only
     /// [`Orchestrator::run`](crate::Orchestrator::run) and [`run`](crate::run)
     /// install them).

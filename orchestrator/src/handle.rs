@@ -159,6 +159,8 @@ impl Handle {
     pub fn status(&self) -> Status {
         let mut status = self.inner.status();
         status.instance = self.instance.to_string();
+        status.store = self.inner.store.status();
+        self.inner.store.place(status.workers.iter_mut().enumerate());
         status
     }
 
@@ -180,7 +182,25 @@ impl Handle {
             name: name.to_string(),
             did_you_mean: self.did_you_mean(name),
         })?;
+        if self.inner.store.is_persistent() {
+            let name = self.inner.names()[w].clone();
+            return Ok(self.inner.store.history(name, limit).await?);
+        }
         Ok(self.inner.lock().engine.history(w, limit, &self.instance))
+    }
+
+    /// The live instances of the cluster with their last heartbeat, by name
+    /// (cluster mode); otherwise this instance alone.
+    ///
+    /// ```no_run
+    /// # async fn f(handle: orchestrator::Handle) -> Result<(), orchestrator::store::StoreError> {
+    /// for replica in handle.instances().await? {
+    ///     println!("{} (last seen {})", replica.name, replica.last_heartbeat);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn instances(&self) -> Result<Vec<crate::store::InstanceInfo>, crate::store::StoreError> {
+        self.inner.store.instances(self.inner.started_at()).await
     }
 
     /// Status changes as they happen: see [`Changes`].

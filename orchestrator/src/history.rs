@@ -68,6 +68,36 @@ pub enum FireOutcome {
 }
 
 impl FireOutcome {
+    /// Its name, as in JSON and in a store's `outcome` column.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FireOutcome::Running => "running",
+            FireOutcome::Succeeded => "succeeded",
+            FireOutcome::Failed => "failed",
+            FireOutcome::UpstreamFailed => "upstream_failed",
+            FireOutcome::Cancelled => "cancelled",
+            FireOutcome::Missed => "missed",
+            FireOutcome::Lost => "lost",
+        }
+    }
+
+    /// Back from a store's column. An outcome this binary does not know (a
+    /// newer one's) reads as `lost`: it did not end in a way this binary
+    /// can tell.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn from_column(text: &str) -> Self {
+        match text {
+            "running" => FireOutcome::Running,
+            "succeeded" => FireOutcome::Succeeded,
+            "failed" => FireOutcome::Failed,
+            "upstream_failed" => FireOutcome::UpstreamFailed,
+            "cancelled" => FireOutcome::Cancelled,
+            "missed" => FireOutcome::Missed,
+            _ => FireOutcome::Lost,
+        }
+    }
+
     /// The outcome of a fire whose run ended with `outcome`.
     pub(crate) fn of(outcome: &RunOutcome) -> Self {
         match outcome {
@@ -134,6 +164,14 @@ impl History {
                 error: None,
             },
         );
+    }
+
+    /// Forgets `run` of `worker`: it never ran (its claim was refused).
+    pub(crate) fn forget_run(&mut self, worker: usize, run: RunId) {
+        let ring = &mut self.rings[worker];
+        if let Some(i) = ring.iter().rposition(|e| e.run == Some(run)) {
+            ring.remove(i);
+        }
     }
 
     /// `run` of `worker` started its attempt number `attempt`.

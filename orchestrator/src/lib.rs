@@ -132,6 +132,7 @@ mod schedule;
 use orchestrator_syntax as schedule_syntax;
 mod spec;
 mod status;
+pub mod store;
 mod worker_fn;
 
 pub use builder::{Orchestrator, OrchestratorBuilder};

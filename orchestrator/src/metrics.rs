@@ -18,6 +18,13 @@
 //! | `orchestrator_running` | gauge (0 or 1) | |
 //! | `orchestrator_worker_enabled` | gauge (0 or 1) | |
 //! | `orchestrator_consecutive_failures` | gauge | |
+//!
+//! With a persistent store (SQLite, PostgreSQL), also:
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `orchestrator_store_up` | gauge (0 or 1) | `store`: sqlite, postgres (no `worker`) |
+//! | `orchestrator_claims_total` | counter (cluster mode) | `worker`; `result`: granted, taken, busy, upstream_failed, error |
 
 use std::time::Duration;
 
@@ -42,6 +49,11 @@ pub const RUNNING: &str = "orchestrator_running";
 pub const WORKER_ENABLED: &str = "orchestrator_worker_enabled";
 /// `orchestrator_consecutive_failures`.
 pub const CONSECUTIVE_FAILURES: &str = "orchestrator_consecutive_failures";
+/// `orchestrator_store_up`: 1 while the store answers, 0 while it is
+/// unreachable (persistent stores only).
+pub const STORE_UP: &str = "orchestrator_store_up";
+/// `orchestrator_claims_total`: claims of fires, by result (cluster mode).
+pub const CLAIMS_TOTAL: &str = "orchestrator_claims_total";
 
 const OUTCOMES: [&str; 4] = ["succeeded", "failed", "upstream_failed", "cancelled"];
 const RESULTS: [&str; 4] = ["succeeded", "failed", "panicked", "timed_out"];
@@ -108,6 +120,13 @@ impl Metrics {
         if let Some(m) = self.workers.get(worker) {
             m.lateness.record(lateness.as_secs_f64());
             m.running.set(1.0);
+        }
+    }
+
+    /// A run of `worker` counted as started never ran (its claim was refused).
+    pub(crate) fn run_abandoned(&self, worker: usize) {
+        if let Some(m) = self.workers.get(worker) {
+            m.running.set(0.0);
         }
     }
 
@@ -188,7 +207,7 @@ impl AttemptKind {
             AttemptResult::Failed(_) => AttemptKind::Failed,
             AttemptResult::Panicked(_) => AttemptKind::Panicked,
             AttemptResult::TimedOut(_) => AttemptKind::TimedOut,
-            AttemptResult::Cancelled => AttemptKind::Cancelled,
+            AttemptResult::Cancelled | AttemptResult::LeaseLost | AttemptResult::Refused(_) => AttemptKind::Cancelled,
         }
     }
 
@@ -217,4 +236,6 @@ fn describe() {
     ::metrics::describe_gauge!(RUNNING, "1 while a run of the worker is in progress");
     ::metrics::describe_gauge!(WORKER_ENABLED, "1 while the worker is enabled");
     ::metrics::describe_gauge!(CONSECUTIVE_FAILURES, "Failed runs in a row");
+    ::metrics::describe_gauge!(STORE_UP, "1 while the store answers, 0 while it is unreachable");
+    ::metrics::describe_counter!(CLAIMS_TOTAL, "Claims of fires in cluster mode, by result");
 }

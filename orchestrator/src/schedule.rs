@@ -35,12 +35,15 @@ impl WallClock {
         self.wall0 + since - before
     }
 
-    /// The instant at which the wall clock shows `wall` (the anchor itself if
-    /// `wall` lies before it).
+    /// The instant at which the wall clock shows `wall` (the earliest
+    /// instant the platform can represent, if `wall` lies before it).
     pub(crate) fn instant(&self, wall: DateTime<Utc>) -> Instant {
         match (wall - self.wall0).to_std() {
             Ok(ahead) => self.mono0 + ahead,
-            Err(_) => self.mono0,
+            Err(_) => {
+                let behind = (self.wall0 - wall).to_std().unwrap_or(Duration::MAX);
+                self.mono0.checked_sub(behind).unwrap_or(self.mono0)
+            }
         }
     }
 }
@@ -78,6 +81,33 @@ pub(crate) fn random_up_to(rng: &mut fastrand::Rng, max: Duration) -> Duration {
     Duration::from_nanos(rng.u64(0..=nanos))
 }
 
+/// The jitter of a worker's slot, in whole milliseconds in `[0, max]`: a
+/// pure function of the worker's name and the slot's wall time
+/// (`slot_millis`, Unix milliseconds), so that every replica, whichever
+/// binary version it runs, waits the same and computes the same fire
+/// identity. A fixed hash (FNV-1a, then the SplitMix64 finalizer), never
+/// std's `Hasher`, whose output may change between Rust versions. Whole
+/// milliseconds: fire identities are, so a slot plus its jitter is still
+/// one exactly on every replica.
+pub(crate) fn slot_jitter(worker: &str, slot_millis: i64, max: Duration) -> Duration {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in worker.bytes().chain(slot_millis.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    Duration::from_millis(match max_ms.checked_add(1) {
+        Some(range) => hash % range,
+        None => hash,
+    })
+}
+
 /// The pause before retry number `retry` (1 for the first retry):
 /// exponential, `base · 2^(retry-1)` capped at `cap`, with "equal jitter"
 /// (a uniform draw in the upper half) so that workers failing together do not
@@ -96,6 +126,24 @@ mod tests {
 
     fn s(secs: u64) -> Duration {
         Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn slot_jitter_is_a_fixed_function_of_worker_and_slot_in_whole_milliseconds() {
+        // Pinned: replicas running different versions must agree.
+        assert_eq!(slot_jitter("sync", 1_700_000_000_000, s(30)), Duration::from_millis(25_983));
+        assert_eq!(slot_jitter("sync", 1_700_000_000_000, s(30)), slot_jitter("sync", 1_700_000_000_000, s(30)));
+        assert_ne!(slot_jitter("sync", 1_700_000_000_000, s(30)), slot_jitter("sync", 1_700_000_060_000, s(30)));
+        assert_ne!(slot_jitter("sync", 1_700_000_000_000, s(30)), slot_jitter("other", 1_700_000_000_000, s(30)));
+        for slot in 0..1_000 {
+            let jitter = slot_jitter("w", slot * 1_000, Duration::from_millis(1_500));
+            assert!(
+                jitter <= Duration::from_millis(1_500) && jitter.subsec_nanos().is_multiple_of(1_000_000),
+                "{jitter:?}"
+            );
+        }
+        assert_eq!(slot_jitter("sync", 0, Duration::from_micros(999)), Duration::ZERO, "under a millisecond: none");
+        assert!(slot_jitter("sync", 0, Duration::MAX) > Duration::ZERO);
     }
 
     #[test]

@@ -60,13 +60,14 @@ pub enum Misfire {
     Skip,
 }
 
-/// Reserved for cluster mode, which is not available yet: there, a fire would
-/// run once across replicas ([`Cluster`](Scope::Cluster)) or on every replica
-/// ([`Instance`](Scope::Instance)).
+/// Where a worker's fires run in cluster mode (a `PostgresStore`, feature
+/// `postgres`): once per fire across the replicas
+/// ([`Cluster`](Scope::Cluster), the default: each fire is claimed in the
+/// database first) or on every replica ([`Instance`](Scope::Instance): each
+/// replica's own fires, its own history rows).
 ///
-/// Today every worker runs in-process, in each process that runs it, whatever
-/// its scope: the value is accepted and recorded so that code written now
-/// keeps its meaning when cluster mode arrives, and it changes nothing.
+/// Without cluster mode (the in-memory store, or SQLite) every worker runs
+/// in the process that runs it, whatever its scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -306,6 +307,10 @@ impl WorkerSpec {
     }
 
     /// Random extra delay, up to this, added to each fire.
+    ///
+    /// For a [`Scope::Cluster`] worker the delay is drawn from the worker's
+    /// name and the slot (in whole milliseconds), not from a random source:
+    /// every replica waits the same and so computes the same fire.
     pub fn jitter(mut self, jitter: Duration) -> Self {
         self.jitter = Some(jitter);
         self
@@ -323,8 +328,8 @@ impl WorkerSpec {
         self
     }
 
-    /// Cluster scope (default [`Scope::Cluster`]). Reserved for cluster mode,
-    /// which is not available yet: today it changes nothing (see [`Scope`]).
+    /// Cluster scope (default [`Scope::Cluster`]): in cluster mode, once per
+    /// fire across replicas or on every replica (see [`Scope`]).
     pub fn scope(mut self, scope: Scope) -> Self {
         self.scope = Some(scope);
         self

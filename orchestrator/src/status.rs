@@ -89,6 +89,8 @@ pub struct Status {
     /// earlier. Nothing polls: while no worker is due this stays unchanged,
     /// however long the wait.
     pub wakeups: u64,
+    /// The store the state is kept in, and whether it is reachable.
+    pub store: crate::store::StoreStatus,
     /// One entry per worker, sorted by name.
     pub workers: Vec<WorkerStatus>,
 }
@@ -240,6 +242,11 @@ pub struct WorkerStatus {
     pub max_lateness: Option<Duration>,
     /// When the next scheduled fire is due.
     pub next_fire: Option<DateTime<Utc>>,
+    /// The instance running it now, if any: this one while a run is in
+    /// progress here; in cluster mode, for a Cluster worker, the replica
+    /// that holds its running fire, as of this replica's last poll of the
+    /// store (none while the store is unreachable).
+    pub running_on: Option<String>,
     /// Its dependencies.
     pub depends_on: Vec<String>,
     /// The workers it blocks (either direction).
@@ -313,6 +320,7 @@ impl Status {
             max_concurrent: globals.max_concurrent,
             executing: globals.executing,
             wakeups,
+            store: crate::store::StoreStatus::memory(),
             workers: views.iter().enumerate().map(|(w, v)| WorkerStatus::of(fixed, w, v, &globals.clock)).collect(),
         }
     }
@@ -390,6 +398,7 @@ impl WorkerStatus {
             last_lateness: stats.last_lateness,
             max_lateness: stats.last_lateness.map(|_| stats.max_lateness),
             next_fire: record.next_due.map(wall),
+            running_on: None, // the handle's to fill in
             depends_on: fixed.depends_on.clone(),
             blocks: fixed.blocks.clone(),
         }
@@ -726,6 +735,7 @@ mod tests {
             last_lateness: None,
             max_lateness: None,
             next_fire: None,
+            running_on: None,
             depends_on: Vec::new(),
             blocks: Vec::new(),
         }
@@ -735,6 +745,7 @@ mod tests {
         let taken_at = DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z").unwrap().with_timezone(&Utc);
         Status {
             instance: "test".into(),
+            store: crate::store::StoreStatus::memory(),
             taken_at,
             state: OrchestratorState::Running,
             max_concurrent: 5,

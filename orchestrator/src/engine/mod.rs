@@ -17,6 +17,7 @@
 //! Whenever a run starts or ends, the workers it relates to are marked dirty,
 //! so a waiting worker starts the moment it is allowed to: nothing polls.
 
+pub(crate) mod journal;
 mod timers;
 mod worker;
 
@@ -26,6 +27,8 @@ mod history_tests;
 mod properties;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
 
@@ -40,11 +43,13 @@ use crate::graph::{Graph, WorkerId};
 use crate::history::{FireOutcome, FireRecord, History};
 use crate::metrics::{AttemptKind, Metrics};
 use crate::schedule::WallClock;
-use crate::spec::{Misfire, Schedule, WorkerConfig};
+use crate::spec::{Misfire, Schedule, Scope, WorkerConfig};
 use crate::status::RunOutcome;
+use crate::store::Restored;
 
+use journal::Journal;
 use timers::{Timer, TimerKind, Timers};
-use worker::{AttemptEnd, FinishedFire, Kind, ReadyKey, Slot, Traits, Waiters};
+use worker::{AttemptEnd, FinishedFire, Fire, Kind, ReadyKey, Slot, Traits, Waiters};
 pub(crate) use worker::{DependencyWait, Disabled, Phase, RecordView, Run, RunView, Wait, WaiterId, WorkerRecord};
 
 /// Something that happened, fed to [`Engine::handle`].
@@ -58,8 +63,34 @@ pub(crate) enum Event {
     Enable(WorkerId),
     /// Disable a worker: no new fire or attempt starts; a running attempt finishes.
     Disable(WorkerId),
+    /// The store says how `worker` stands cluster-wide (another replica
+    /// enabled or disabled it, or its failures elsewhere count): applied
+    /// here without being written back.
+    /// (`disabled` boxed, and `Adopt`'s fire: they are rare, and every
+    /// attempt's end is an `Event` too, no bigger for them.)
+    Sync { worker: WorkerId, disabled: Option<Box<Disabled>>, consecutive_failures: u32 },
     /// Stop starting runs, cancel what is pending, ask running attempts to stop.
     Shutdown,
+    /// Cluster mode: a fire lost on another instance, whose next attempt
+    /// this instance is to run (the store handed it over). It runs as soon
+    /// as the rules allow, like a catch-up fire; if it is not run here (the
+    /// worker is disabled, an older fire of the worker waits), it is
+    /// written off (journaled `lost`).
+    /// Handed again (the store repeats it until the claim), it changes
+    /// nothing.
+    Adopt(Box<LostFire>),
+}
+
+/// A fire lost on another instance (see [`Event::Adopt`]).
+#[derive(Debug)]
+pub(crate) struct LostFire {
+    pub worker: WorkerId,
+    /// When the fire was due.
+    pub due: Instant,
+    /// The attempts it made before its instance was lost.
+    pub attempts_done: u32,
+    /// The instance it was lost on, for the log.
+    pub lost_by: String,
 }
 
 /// How one attempt ended.
@@ -74,13 +105,40 @@ pub(crate) enum AttemptResult {
     TimedOut(Duration),
     /// Dropped at shutdown.
     Cancelled,
+    /// Cluster mode: the lease on the fire was lost (it could not be
+    /// renewed), so the attempt was cancelled by this instance.
+    LeaseLost,
+    /// Cluster mode: the store refused the claim of the fire; no attempt ran.
+    /// Boxed: every attempt's result travels through the engine's events, and
+    /// the in-memory store's results are no bigger for it (24 bytes).
+    Refused(Box<Refusal>),
+}
+
+/// Why a store refused the claim of a fire (cluster mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Another instance (named) has, or had, this fire.
+    Taken { by: String },
+    /// A conflicting run is in progress elsewhere (or the store is
+    /// unreachable): the fire waits and its claim is tried again after `retry`.
+    Busy { why: String, retry: Duration },
+    /// The dependency's relevant fire failed (on whichever instance).
+    UpstreamFailed { dependency: String },
 }
 
 /// Something the driver must do, in order.
+///
+/// `repr(u8)`, with `Start`'s small fields first: the variant is read by a
+/// tag and a jump, as before `first` existed. Without it the compiler keeps
+/// the variant in a niche of `timeout` (a few more instructions for every
+/// action taken, measured on W4).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Action {
     /// Start an attempt of `worker`'s body; `due` is when its fire was due.
-    Start { worker: WorkerId, run: RunId, attempt: u32, timeout: Option<Duration>, due: Instant },
+    /// `first`: the run's first attempt on this instance, before which its
+    /// fire is claimed (cluster mode).
+    Start { first: bool, attempt: u32, worker: WorkerId, run: RunId, timeout: Option<Duration>, due: Instant },
     /// Ask a running attempt to stop (its `Context` is cancelled).
     Cancel { worker: WorkerId, run: RunId },
     /// Answer a trigger with its run's outcome.
@@ -141,6 +199,14 @@ pub(crate) struct Engine {
     // Cold: one entry per worker, touched once or twice per fire.
     history: History,
     metrics: Metrics,
+    /// The facts a persistent store keeps (`None` with the in-memory store).
+    journal: Option<Box<Journal>>,
+    /// Set while a [`Event::Sync`] is applied: what it changes came from
+    /// the store and is not written back.
+    quiet: bool,
+    /// Per worker, the fixed-rate grid's start when a store gave one
+    /// (otherwise: the start plus the initial delay). Empty without a store.
+    anchors: Vec<Option<Instant>>,
     /// Every fire that reached an outcome, for the property tests' reference
     /// model of the dependency rule.
     #[cfg(test)]
@@ -199,6 +265,9 @@ impl Engine {
             clock: WallClock::new(now, DateTime::<Utc>::UNIX_EPOCH),
             history: History::new(n),
             metrics: Metrics::default(),
+            journal: None,
+            quiet: false,
+            anchors: Vec::new(),
             #[cfg(test)]
             fire_log: Vec::new(),
             #[cfg(test)]
@@ -231,6 +300,11 @@ impl Engine {
         self.graph.workers.binary_search_by(|w| (*w.name).cmp(name)).ok()
     }
 
+    /// When scheduling began.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
     pub(crate) fn clock(&self) -> &WallClock {
         &self.clock
     }
@@ -246,6 +320,13 @@ impl Engine {
 
     pub(crate) fn executing(&self) -> usize {
         self.executing
+    }
+
+    /// Whether `worker` is disabled, and its failure count (for the
+    /// cluster's poll, see [`Event::Sync`]).
+    pub(crate) fn standing(&self, worker: WorkerId) -> (Option<&Disabled>, u32) {
+        let record = &self.workers[worker];
+        (record.disabled.as_ref(), record.stats.consecutive_failures)
     }
 
     /// Changes whenever an event was handled (see [`RecordView`]).
@@ -299,25 +380,205 @@ impl Engine {
         self.now
     }
 
-    /// Begins scheduling at `now`, whose wall-clock time is `wall`: arms every
-    /// enabled worker's first slot.
-    pub(crate) fn start(&mut self, now: Instant, wall: DateTime<Utc>) {
+    /// Begins scheduling at `now` (wall-clock `wall`), carrying on from what
+    /// a persistent store kept (`restored`, one per worker, in id order):
+    /// disabled flags, failure counts, last outcomes, fixed-rate anchors,
+    /// and the fires due while no instance ran, which become one catch-up
+    /// fire (`FireOnce`) or `missed` records (`Skip`). From then on the
+    /// engine journals every fact the store keeps.
+    pub(crate) fn start_from(&mut self, now: Instant, wall: DateTime<Utc>, restored: Option<&[Restored]>) {
         debug_assert_eq!(self.lifecycle, Lifecycle::Created);
         self.lifecycle = Lifecycle::Running;
         let now = self.observe(now);
         self.started = now;
         self.clock = WallClock::new(now, wall);
+        if let Some(restored) = restored {
+            self.journal = Some(Box::default());
+            self.anchors = vec![None; self.workers.len()];
+            for (w, r) in restored.iter().enumerate().take(self.workers.len()) {
+                self.restore(w, r);
+            }
+        }
         // Registered now rather than at build, so a recorder the application
         // installs between the two receives them.
         self.register_metrics();
         for w in 0..self.workers.len() {
             if self.workers[w].enabled() {
-                let first = now + self.graph.workers[w].initial_delay;
-                self.arm_first_slot(w, first);
+                match restored.and_then(|r| r.get(w)) {
+                    Some(r) => self.resume(now, w, r),
+                    None => {
+                        let first = now + self.graph.workers[w].initial_delay;
+                        self.arm_first_slot(w, first);
+                    }
+                }
             }
         }
         self.on_timeout(now);
         self.settle(now);
+    }
+
+    /// Takes what the store kept of `w` (before start).
+    fn restore(&mut self, w: WorkerId, r: &Restored) {
+        let record = &mut self.workers[w];
+        record.disabled = r.disabled.as_ref().map(journal::from_stored);
+        record.stats.consecutive_failures = r.consecutive_failures;
+        if let Some((_, outcome)) = r.last_fire {
+            let succeeded = match outcome {
+                FireOutcome::Succeeded => Some(true),
+                FireOutcome::Failed | FireOutcome::UpstreamFailed | FireOutcome::Lost => Some(false),
+                _ => None,
+            };
+            if let Some(succeeded) = succeeded {
+                record.last_fire = Some(worker::FinishedFire { succeeded });
+            }
+        }
+        if let Schedule::Interval(_) = self.graph.workers[w].schedule {
+            self.anchors[w] = Some(self.clock.instant(r.anchor));
+        }
+    }
+
+    /// Arms `w`'s schedule after a restart from a store, and offers or
+    /// records the fires its grid had while no instance ran it: those after
+    /// the last recorded fire (or the anchor) and before `now`.
+    fn resume(&mut self, now: Instant, w: WorkerId, r: &Restored) {
+        let config = &self.graph.workers[w];
+        let covered = r.last_fire.map(|(at, _)| self.clock.instant(at));
+        let mut missed: Vec<Instant> = Vec::new();
+        let mut count: u64 = 0;
+        const KEPT: usize = crate::history::KEPT_PER_WORKER;
+        let next = match &config.schedule {
+            Schedule::Interval(period) => {
+                let base = self.anchors[w].unwrap_or(now);
+                if now <= base {
+                    base
+                } else {
+                    let p = period.as_nanos().max(1);
+                    // Slots base + k·p; the first at or after `now` is next.
+                    let k_next = (now - base).as_nanos().div_ceil(p);
+                    let k_from = match covered {
+                        Some(c) if c >= base => (c - base).as_nanos() / p + 1,
+                        _ => 0,
+                    };
+                    let slot = |k: u128| base + Duration::from_nanos(u64::try_from(k * p).unwrap_or(u64::MAX));
+                    if k_next > k_from {
+                        count = u64::try_from(k_next - k_from).unwrap_or(u64::MAX);
+                        // The oldest, then the latest KEPT.
+                        missed.push(slot(k_from));
+                        let tail_from = k_next.saturating_sub(KEPT as u128).max(k_from + 1);
+                        missed.extend((tail_from..k_next).map(slot));
+                    }
+                    slot(k_next)
+                }
+            }
+            Schedule::Cron(cron) => {
+                let anchor = self.clock.instant(r.anchor);
+                let mut at = covered.unwrap_or(anchor.checked_sub(Duration::from_nanos(1)).unwrap_or(anchor));
+                let mut next = None;
+                // Bounded: a cron every second over a long downtime stops
+                // being listed after 10,000 occurrences (and is counted so far).
+                for _ in 0..10_000 {
+                    match crate::schedule::next_cron(cron, &self.clock, at) {
+                        Some(o) if o < now => {
+                            count += 1;
+                            if missed.len() > KEPT {
+                                missed.remove(1);
+                            }
+                            missed.push(o);
+                            at = o;
+                        }
+                        other => {
+                            next = other;
+                            break;
+                        }
+                    }
+                }
+                let probe = now.checked_sub(Duration::from_nanos(1)).unwrap_or(now);
+                match next.or_else(|| crate::schedule::next_cron(cron, &self.clock, probe)) {
+                    Some(n) => n,
+                    None => return,
+                }
+            }
+            _ => {
+                let first = now + config.initial_delay;
+                return self.arm_first_slot(w, first);
+            }
+        };
+        self.arm_slot(w, next);
+        if count == 0 {
+            return;
+        }
+        let misfire = self.traits[w].misfire;
+        let name = self.graph.workers[w].name.clone();
+        match misfire {
+            Misfire::FireOnce => {
+                tracing::info!(worker = %name, missed = count, "fires due while no instance ran: one catch-up run");
+                let oldest = missed[0];
+                let newest = *missed.last().expect("one at least");
+                self.offer_fire(w, oldest, Misfire::FireOnce, None);
+                // Offering the newest merges it (and counts it coalesced);
+                // the slots in between are counted here.
+                let merged = if newest > oldest {
+                    self.offer_fire(w, newest, Misfire::FireOnce, None);
+                    2
+                } else {
+                    1
+                };
+                self.workers[w].stats.coalesced += count.saturating_sub(merged);
+            }
+            Misfire::Skip => {
+                tracing::info!(worker = %name, missed = count, "fires due while no instance ran: recorded missed");
+                self.workers[w].stats.missed += count;
+                self.metrics.missed(w, count);
+                // The first listed is the oldest; the rest the latest ones.
+                let listed = if missed.len() > KEPT { &missed[missed.len() - KEPT..] } else { &missed[..] };
+                for &due in listed.to_vec().iter() {
+                    self.drop_fire(w, due, now, FireOutcome::Missed, Some("misfire = Skip: due while no instance ran"));
+                }
+            }
+        }
+    }
+
+    /// The facts queued for the store since the last call (empty without one).
+    pub(crate) fn take_facts(&mut self) -> Vec<crate::store::Fact> {
+        match &mut self.journal {
+            Some(journal) if !journal.is_empty() => journal.take(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether facts wait for the store.
+    pub(crate) fn has_facts(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| !j.is_empty())
+    }
+
+    /// Records a fire of `w` due at `due` that reached `outcome` at `now`
+    /// without running, in the history and the journal.
+    /// Why a slot merged into the catch-up fire first due at `first_due`
+    /// has no run of its own.
+    fn merged_reason(&self, first_due: Instant) -> String {
+        let at = journal::scheduled_at(&self.clock, first_due);
+        format!(
+            "merged into the catch-up run of {} (misfire = FireOnce: it came due before that fire could start)",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    }
+
+    fn drop_fire(&mut self, w: WorkerId, due: Instant, now: Instant, outcome: FireOutcome, error: Option<&str>) {
+        self.history.fire_dropped(w, due, now, outcome, error);
+        if let Some(journal) = &mut self.journal {
+            journal.dropped(&self.graph.workers[w].name, &self.clock, due, now, outcome, error);
+        }
+    }
+
+    /// Journals `w`'s enabled flag and failure count (unless quiet).
+    fn journal_state(&mut self, w: WorkerId) {
+        if self.quiet {
+            return;
+        }
+        if let Some(journal) = &mut self.journal {
+            let record = &self.workers[w];
+            journal.state(&self.graph.workers[w].name, record.disabled.as_ref(), record.stats.consecutive_failures);
+        }
     }
 
     /// Registers every worker's metrics with the recorder installed now.
@@ -340,7 +601,11 @@ impl Engine {
             Event::AttemptFinished { worker, run, result } => self.on_attempt_finished(now, worker, run, result),
             Event::Enable(w) => self.enable(now, w),
             Event::Disable(w) => self.disable(now, w, Disabled::Manually),
+            Event::Sync { worker, disabled, consecutive_failures } => {
+                self.sync(now, worker, disabled.map(|d| *d), consecutive_failures);
+            }
             Event::Shutdown => self.shutdown(now),
+            Event::Adopt(lost) => self.adopt(now, lost.worker, lost.due, lost.attempts_done, &lost.lost_by),
         }
         // The event may have armed a timer that is already due (enabling
         // resumes at a slot due now): its fire is offered before anything
@@ -460,7 +725,30 @@ impl Engine {
                 self.record_passed(now, w, slot, passed);
             }
         }
+        // With a persistent store, a slot merging into the pending fire
+        // (`FireOnce`: it came due before that fire could start) is not
+        // dropped silently: every replica may merge it alike, and then no
+        // claim would ever record it. The slot it supersedes as the
+        // freshest is recorded `missed` now (an interval late, it ran
+        // elsewhere if anywhere, and then that row stands); the freshest
+        // one when the catch-up run ends here (`finish_run`), so that a
+        // replica on time can still claim and run it meanwhile.
+        let merging = match &self.workers[w].pending {
+            Some(fire) if self.journal.is_some() && traits.misfire == Misfire::FireOnce && slot.due > fire.due => {
+                Some((fire.due, fire.first_due, fire.merged))
+            }
+            _ => None,
+        };
         self.offer_fire(w, slot.due, traits.misfire, None);
+        if let Some((superseded, first_due, merged)) = merging {
+            if let Some(fire) = self.workers[w].pending.as_mut() {
+                fire.merged = true;
+            }
+            if merged && superseded > first_due {
+                let why = self.merged_reason(first_due);
+                self.drop_fire(w, superseded, now, FireOutcome::Missed, Some(&why));
+            }
+        }
         // A fixed-delay or Continuous fire dropped under `Skip` (a blocker
         // was running) counts as its previous run: the next one follows
         // after the delay. Otherwise nothing would ever arm it again.
@@ -476,16 +764,22 @@ impl Engine {
         let isolated = self.traits[w].isolated;
         let has_dependencies = !isolated && !self.graph.edges_of(w).depends_on.is_empty();
         let blocked = misfire == Misfire::Skip && !isolated && self.is_blocks_excluded(w);
-        let state = &mut self.workers[w];
-        let offered = state.offer(due, misfire, waiter, blocked);
+        let offered = self.workers[w].offer(due, misfire, waiter, blocked);
         if let Some(missed) = offered.missed {
-            self.history.fire_dropped(w, missed, self.now, FireOutcome::Missed, None);
+            let now = self.now;
+            self.drop_fire(
+                w,
+                missed,
+                now,
+                FireOutcome::Missed,
+                Some("misfire = Skip: it came due before the previous fire could start"),
+            );
             self.metrics.missed(w, 1);
         }
         // Only workers with dependencies have verdicts: the others do not
         // touch that (cold) part of their record.
         if offered.rejudge && has_dependencies {
-            state.verdicts.fill(None);
+            self.workers[w].verdicts.fill(None);
         }
         if offered.new_fire {
             self.unsettle_dependents(w, due);
@@ -515,6 +809,9 @@ impl Engine {
     fn on_attempt_finished(&mut self, now: Instant, w: WorkerId, run: RunId, result: AttemptResult) {
         let config = &self.graph.workers[w];
         let may_retry = self.lifecycle == Lifecycle::Running;
+        if let AttemptResult::Refused(refusal) = result {
+            return self.refused(now, w, run, *refusal);
+        }
         let kind = AttemptKind::of(&result);
         let Some(end) = self.workers[w].attempt_ended(run, result, config, may_retry, &mut self.rng) else { return };
         self.metrics.attempt_ended(w, kind);
@@ -539,14 +836,33 @@ impl Engine {
         let threshold = self.traits[w].max_consecutive_failures;
         let state = &mut self.workers[w];
         let run = state.run.as_ref().map(|r| r.id);
+        // What the store keeps of the run, read before it ends (only with
+        // one): its fire and attempts, and the freshest slot merged into
+        // this catch-up run (see `on_slot`).
+        let (journaled, merged) = match self.journal {
+            Some(_) => {
+                let r = state.run.as_ref();
+                let merged = r.filter(|r| r.fire.merged && r.fire.due > r.fire.first_due);
+                (r.map(|r| (r.fire.first_due, r.attempt)), merged.map(|r| (r.fire.due, r.fire.first_due)))
+            }
+            None => (None, None),
+        };
         let Some(ended) = state.end_run(now, &outcome, name, threshold) else { return };
         self.runs_in_progress -= 1;
         if let Some(run) = run {
             self.history.run_ended(w, run, now, &outcome);
         }
+        if let (Some(journal), Some((first_due, attempts))) = (&mut self.journal, journaled) {
+            let failures = state.stats.consecutive_failures;
+            journal.finished(name, &self.clock, first_due, now, attempts, &outcome, failures, threshold);
+        }
         self.metrics.run_ended(w, &outcome, state.stats.last_duration, state.stats.consecutive_failures);
         if let Some(key) = state.ready.take() {
             self.ready.remove(&key);
+        }
+        if let Some((due, first_due)) = merged {
+            let why = self.merged_reason(first_due);
+            self.drop_fire(w, due, now, FireOutcome::Missed, Some(&why));
         }
         #[cfg(test)]
         self.fire_log.push(FireLog {
@@ -618,13 +934,16 @@ impl Engine {
             return;
         }
         self.metrics.enabled(w, true, 0);
+        self.journal_state(w);
+        let config = &self.graph.workers[w];
+        let base = self.anchors.get(w).copied().flatten().unwrap_or(self.started + config.initial_delay);
         // A grid schedule (interval, cron) resumes at its next slot even
         // while a run goes on: that run's end arms nothing. Fixed-delay and
         // Continuous workers count from the end of the run in progress.
         let counts_from_run_end = matches!(self.traits[w].kind, Kind::Delay | Kind::Continuous);
         if self.lifecycle == Lifecycle::Running
             && !(counts_from_run_end && self.workers[w].run.is_some())
-            && let Some(at) = worker::resumed_slot(config, &self.clock, self.started, now)
+            && let Some(at) = worker::resumed_slot(config, &self.clock, base, now)
         {
             self.arm_slot(w, at);
         }
@@ -635,17 +954,42 @@ impl Engine {
     fn disable(&mut self, now: Instant, w: WorkerId, reason: Disabled) {
         let Some(pending) = self.workers[w].disable(reason, &self.graph.workers[w].name) else { return };
         self.metrics.enabled(w, false, self.workers[w].stats.consecutive_failures);
+        self.journal_state(w);
         if let Some(fire) = pending {
-            let why = "worker disabled";
-            self.history.fire_dropped(w, fire.first_due, now, FireOutcome::Cancelled, Some(why));
+            // An adopted fire will not run elsewhere either: written off.
+            let (outcome, why) = if fire.attempts_done > 0 {
+                (FireOutcome::Lost, "the worker is disabled")
+            } else {
+                (FireOutcome::Cancelled, "worker disabled")
+            };
+            self.drop_fire(w, fire.first_due, now, outcome, Some(why));
             self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "worker disabled".into() });
         }
         // A run between attempts gives up its remaining retries.
-        if let Some(run) = &self.workers[w].run
-            && !matches!(run.phase, Phase::Executing { .. })
+        if let Some((attempt, fire)) = self.workers[w]
+            .run
+            .as_ref()
+            .filter(|r| !matches!(r.phase, Phase::Executing { .. }))
+            .map(|r| (r.attempt, (r.fire.first_due, r.fire.attempts_done)))
         {
             let error = self.workers[w].retry_error.take().unwrap_or_default();
-            self.finish_run(now, w, RunOutcome::Failed { error });
+            // A run whose claim waits (cluster mode) never ran an attempt here.
+            let (first_due, attempts_done) = fire;
+            let never_ran = attempt == attempts_done;
+            let outcome = if never_ran {
+                RunOutcome::Cancelled { reason: "worker disabled".into() }
+            } else {
+                RunOutcome::Failed { error }
+            };
+            self.finish_run(now, w, outcome);
+            // An adopted fire, unclaimed, will not run elsewhere either.
+            if never_ran
+                && attempts_done > 0
+                && let Some(journal) = &mut self.journal
+            {
+                let name = &self.graph.workers[w].name;
+                journal.dropped(name, &self.clock, first_due, now, FireOutcome::Lost, Some("the worker is disabled"));
+            }
         }
         self.mark_dirty(w);
         self.mark_dependents_dirty(w);
@@ -667,7 +1011,7 @@ impl Engine {
             state.ready = None;
             state.wait = None;
             if let Some(fire) = state.pending.take() {
-                self.history.fire_dropped(w, fire.first_due, now, FireOutcome::Cancelled, Some("shutdown"));
+                self.drop_fire(w, fire.first_due, now, FireOutcome::Cancelled, Some("shutdown"));
                 self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "shutdown".into() });
             }
             match self.workers[w].run.as_ref().map(|r| (r.id, r.phase)) {
@@ -853,7 +1197,7 @@ impl Engine {
         state.last_fire = Some(FinishedFire { succeeded: false });
         tracing::warn!(worker = %name, dependency = %dependency_name, "fire skipped: upstream_failed");
         let error = crate::history::upstream_error(&dependency_name);
-        self.history.fire_dropped(w, fire.first_due, now, FireOutcome::UpstreamFailed, Some(&error));
+        self.drop_fire(w, fire.first_due, now, FireOutcome::UpstreamFailed, Some(&error));
         self.metrics.upstream_failed(w);
         #[cfg(test)]
         self.fire_log.push(FireLog {
@@ -893,20 +1237,24 @@ impl Engine {
             *next_run += 1;
             RunId(*next_run - 1)
         });
-        tracing::info!(worker = %self.graph.workers[w].name, run_id = %run.id, attempt = run.attempt, "run started");
-        if run.attempt == 1 {
-            self.history.run_started(w, run.id, run.fire.first_due, now);
-            self.metrics.run_started(w, now.saturating_duration_since(run.fire.first_due));
+        let (id, attempt, due) = (run.id, run.attempt, run.fire.first_due);
+        let timeout = traits.timeout();
+        // The common case first, as it was before stores: a fire's first
+        // attempt, with neither a claim that waited nor attempts made
+        // elsewhere. (The worker's name is looked up only where it is used.)
+        if attempt == 1 && !run.held {
+            tracing::info!(worker = %self.graph.workers[w].name, run_id = %id, attempt, "run started");
+            self.history.run_started(w, id, due, now);
+            self.metrics.run_started(w, now.saturating_duration_since(due));
+            if let Some(journal) = &mut self.journal {
+                journal.started(&self.graph.workers[w].name, &self.clock, due, now);
+            }
+            self.actions.push_back(Action::Start { first: true, attempt, worker: w, run: id, timeout, due });
         } else {
-            self.history.attempt_started(w, run.id, run.attempt);
+            let (held, attempts_done) = (run.held, run.fire.attempts_done);
+            let first = self.later_attempt_started(now, w, id, attempt, held, due, attempts_done);
+            self.actions.push_back(Action::Start { first, attempt, worker: w, run: id, timeout, due });
         }
-        self.actions.push_back(Action::Start {
-            worker: w,
-            run: run.id,
-            attempt: run.attempt,
-            timeout: traits.timeout(),
-            due: run.fire.first_due,
-        });
         if traits.kind != Kind::Continuous {
             self.executing += 1;
         }
@@ -922,6 +1270,266 @@ impl Engine {
             self.mark_dirty(c);
         }
         self.mark_dependents_dirty(w);
+    }
+
+    /// Records the start of an attempt of `w`'s run other than a fresh
+    /// fire's first (see [`Engine::start_attempt`]): a retry, a run whose
+    /// claim waited (`held`), or an adopted fire's next attempt here.
+    /// Returns whether it is the run's first attempt on this instance (its
+    /// fire is claimed first).
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn later_attempt_started(
+        &mut self,
+        now: Instant,
+        w: WorkerId,
+        run: RunId,
+        attempt: u32,
+        held: bool,
+        first_due: Instant,
+        attempts_done: u32,
+    ) -> bool {
+        let name = &self.graph.workers[w].name;
+        if held {
+            // Its claim was answered busy: said once, not at every retry.
+            tracing::debug!(worker = %name, run_id = %run, "claiming the fire again");
+        } else {
+            tracing::info!(worker = %name, run_id = %run, attempt, "run started");
+        }
+        // An adopted fire's run starts here at its next attempt.
+        let first = attempt == attempts_done + 1;
+        if first && !held {
+            self.history.run_started(w, run, first_due, now);
+            if attempt > 1 {
+                self.history.attempt_started(w, run, attempt);
+            }
+            self.metrics.run_started(w, now.saturating_duration_since(first_due));
+            if let Some(journal) = &mut self.journal {
+                journal.started(name, &self.clock, first_due, now);
+            }
+        } else if !first {
+            self.history.attempt_started(w, run, attempt);
+            if let Some(journal) = &mut self.journal {
+                journal.attempt(name, &self.clock, first_due, attempt);
+            }
+        }
+        first
+    }
+
+    /// The store refused the claim of `w`'s fire (cluster mode): no
+    /// attempt ran. The fire waits and is claimed again later (`Busy`), or
+    /// it is settled elsewhere (`Taken`) or by the claim (`UpstreamFailed`).
+    #[cold]
+    fn refused(&mut self, now: Instant, w: WorkerId, run: RunId, refusal: Refusal) {
+        let continuous = self.is_continuous(w);
+        let record = &mut self.workers[w];
+        let Some(r) = record.run.as_mut().filter(|r| r.id == run && matches!(r.phase, Phase::Executing { .. })) else {
+            return;
+        };
+        if !continuous {
+            self.executing -= 1;
+        }
+        if self.lifecycle != Lifecycle::Running && matches!(refusal, Refusal::Busy { .. }) {
+            // Shutting down: the claim is not tried again (shutdown cleared
+            // the timers; waiting would hold the stop up for good). The
+            // fire was never claimed here and may run elsewhere: nothing is
+            // recorded about it (a shared fire's `cancelled` is not written).
+            let fire = self.workers[w].unstart();
+            self.runs_in_progress -= 1;
+            self.history.forget_run(w, run);
+            self.metrics.run_abandoned(w);
+            self.drop_fire(w, fire.first_due, now, FireOutcome::Cancelled, Some("shutdown"));
+            self.resolve(fire.waiters, &RunOutcome::Cancelled { reason: "shutdown".into() });
+            return;
+        }
+        let dependency = match refusal {
+            Refusal::Busy { why, retry } => {
+                // As for a conflicting run here: the fire waits. Its run
+                // goes back to before its first attempt, and the claim is
+                // tried again when the pause is over.
+                r.attempt -= 1;
+                r.held = true;
+                let until = now + retry;
+                record.back_off(format!("waiting for the cluster: {why}"), until);
+                self.set_timer(w, TimerKind::Retry, until);
+                self.mark_dirty(w);
+                self.yield_to_older_fire(w);
+                return;
+            }
+            Refusal::Taken { by } => {
+                tracing::debug!(worker = %self.graph.workers[w].name, instance = %by, "fire claimed by another instance");
+                None
+            }
+            Refusal::UpstreamFailed { dependency } => Some(dependency),
+        };
+        // The run never was: undo its start.
+        let mut fire = record.unstart();
+        let merged = dependency.is_none() && fire.due > fire.first_due;
+        if merged {
+            // A catch-up fire whose oldest slot ran elsewhere: the slots
+            // merged into it after that one are still due (each replica
+            // merges on its own, so the others may have dropped them too).
+            // It waits again, to be claimed as its freshest slot, which
+            // stands for them; a fire pending since takes it in.
+            fire.first_due = fire.due;
+            fire.attempts_done = 0;
+            fire.merged = false;
+            let record = &mut self.workers[w];
+            match record.pending.as_mut() {
+                Some(later) => {
+                    later.first_due = later.first_due.min(fire.due);
+                    later.waiters.extend(fire.waiters.drain(..));
+                }
+                None => record.pending = Some(fire),
+            }
+            self.runs_in_progress -= 1;
+            self.history.forget_run(w, run);
+            self.metrics.run_abandoned(w);
+            self.mark_dirty(w);
+            self.mark_dependents_dirty(w);
+            for i in 0..self.graph.edges_of(w).conflicts.len() {
+                let c = self.graph.edges_of(w).conflicts[i];
+                self.mark_dirty(c);
+            }
+            return;
+        }
+        self.runs_in_progress -= 1;
+        self.history.forget_run(w, run);
+        self.metrics.run_abandoned(w);
+        match dependency {
+            None => {
+                // Ran, or runs, elsewhere: for this instance's dependents the
+                // store's claim judges the outcome (see `Refusal`).
+                self.workers[w].last_fire = Some(worker::FinishedFire { succeeded: true });
+                let reason = "the fire ran on another instance".to_string();
+                self.resolve(fire.waiters, &RunOutcome::Cancelled { reason });
+                if self.lifecycle == Lifecycle::Running && self.workers[w].enabled() {
+                    self.arm_after_run(now, w);
+                }
+            }
+            Some(dependency) => {
+                let later = self.workers[w].pending.replace(fire);
+                let d = self.graph.workers.binary_search_by(|c| (*c.name).cmp(&dependency)).unwrap_or(w);
+                self.upstream_failed(now, w, d);
+                if let Some(later) = later {
+                    self.workers[w].pending = Some(later);
+                }
+            }
+        }
+        self.mark_dirty(w);
+        self.mark_dependents_dirty(w);
+        for i in 0..self.graph.edges_of(w).conflicts.len() {
+            let c = self.graph.edges_of(w).conflicts[i];
+            self.mark_dirty(c);
+        }
+    }
+
+    /// Takes over a fire lost on another instance (see [`Event::Adopt`]).
+    fn adopt(&mut self, now: Instant, w: WorkerId, due: Instant, attempts_done: u32, lost_by: &str) {
+        if self.lifecycle != Lifecycle::Running {
+            // Stopping: the store hands it to another replica once this
+            // one has left.
+            return;
+        }
+        let record = &self.workers[w];
+        let known = |fire: &Fire| fire.first_due == due && fire.attempts_done >= attempts_done;
+        if record.run.as_ref().is_some_and(|r| known(&r.fire)) || record.pending.as_ref().is_some_and(known) {
+            // Handed again before its claim went through.
+            return;
+        }
+        let name = self.graph.workers[w].name.clone();
+        if !self.workers[w].enabled() {
+            tracing::warn!(worker = %name, "lost fire not retried: the worker is disabled");
+            return self.drop_fire(w, due, now, FireOutcome::Lost, Some("the worker is disabled"));
+        }
+        let misfire = self.traits[w].misfire;
+        match self.workers[w].pending.as_mut() {
+            Some(fire) if fire.first_due < due => {
+                // The older fire waiting here stands for it.
+                tracing::warn!(worker = %name, "lost fire not retried: an older fire of the worker waits here");
+                let why = "an older fire of the worker waits on the instance that took it over";
+                return self.drop_fire(w, due, now, FireOutcome::Lost, Some(why));
+            }
+            Some(fire) => {
+                // The older fire's identity wins: the adopted one's.
+                let merged = fire.first_due;
+                fire.first_due = due;
+                fire.attempts_done = fire.attempts_done.max(attempts_done);
+                if merged > due {
+                    match misfire {
+                        Misfire::FireOnce => self.workers[w].stats.coalesced += 1,
+                        Misfire::Skip => {
+                            self.workers[w].stats.missed += 1;
+                            self.metrics.missed(w, 1);
+                            self.drop_fire(
+                                w,
+                                merged,
+                                now,
+                                FireOutcome::Missed,
+                                Some("misfire = Skip: an older fire lost elsewhere was taken over in its place"),
+                            );
+                        }
+                    }
+                }
+                self.mark_dirty(w);
+                self.mark_dependents_dirty(w);
+            }
+            None => {
+                self.offer_fire(w, due, Misfire::FireOnce, None);
+                if let Some(fire) = self.workers[w].pending.as_mut() {
+                    fire.attempts_done = attempts_done;
+                }
+            }
+        }
+        tracing::warn!(worker = %name, "fire lost on instance {lost_by}: retrying here (attempt {})", attempts_done + 1);
+        self.yield_to_older_fire(w);
+    }
+
+    /// A run of `w` still waiting for its claim (cluster mode: refused busy,
+    /// no claim in flight) gives way to an older fire pending here, an
+    /// adopted one: the store keeps the worker busy for newer fires until a
+    /// lost fire is taken over, so the older fire goes first, and the
+    /// waiting one merges into it as a later slot would.
+    fn yield_to_older_fire(&mut self, w: WorkerId) {
+        let record = &mut self.workers[w];
+        let (Some(run), Some(older)) = (record.run.as_ref(), record.pending.as_ref()) else { return };
+        if !run.held || matches!(run.phase, Phase::Executing { .. }) || older.first_due >= run.fire.first_due {
+            return;
+        }
+        let run = run.id;
+        if let Some(key) = record.ready.take() {
+            self.ready.remove(&key);
+        }
+        let record = &mut self.workers[w];
+        let fire = record.unstart();
+        let older = record.pending.as_mut().expect("checked above");
+        if fire.due > older.due {
+            older.due = fire.due;
+        }
+        older.waiters.extend(fire.waiters);
+        record.stats.coalesced += 1;
+        self.runs_in_progress -= 1;
+        self.history.forget_run(w, run);
+        self.metrics.run_abandoned(w);
+        self.mark_dirty(w);
+        self.mark_dependents_dirty(w);
+    }
+
+    /// Applies the cluster-wide state of `w` (see [`Event::Sync`]).
+    fn sync(&mut self, now: Instant, w: WorkerId, disabled: Option<Disabled>, consecutive_failures: u32) {
+        self.quiet = true;
+        match (self.workers[w].enabled(), disabled) {
+            (true, Some(reason)) => self.disable(now, w, reason),
+            (false, None) => self.enable(now, w),
+            _ => {}
+        }
+        self.quiet = false;
+        let stats = &mut self.workers[w].stats;
+        if stats.consecutive_failures != consecutive_failures {
+            stats.consecutive_failures = consecutive_failures;
+            let enabled = self.workers[w].enabled();
+            self.metrics.enabled(w, enabled, consecutive_failures);
+        }
     }
 
     // ----- helpers -------------------------------------------------------
@@ -956,13 +1564,46 @@ impl Engine {
             _ => {}
         }
         for due in dues {
-            self.history.fire_dropped(w, due, now, FireOutcome::Missed, None);
+            self.drop_fire(
+                w,
+                due,
+                now,
+                FireOutcome::Missed,
+                Some("misfire = Skip: due while the process could not run (busy or suspended)"),
+            );
         }
     }
 
     fn arm_slot(&mut self, w: WorkerId, nominal: Instant) {
-        let slot = self.workers[w].arm(nominal, self.traits[w].jitter(), &mut self.rng);
+        let jitter = self.slot_jitter(w, nominal);
+        let slot = self.workers[w].arm(nominal, jitter);
         self.set_timer(w, TimerKind::Slot, slot.due);
+    }
+
+    /// How long after its slot at `nominal` a fire of `w` is due.
+    ///
+    /// A fire's identity is the wall time it is due at, so for a Cluster
+    /// worker the jitter is a function of the worker and the slot, the same
+    /// on every replica: they all compute the same fire, claim it, and one
+    /// runs it at that time. (Keying the identity on the nominal slot
+    /// instead, with a jitter of each replica's own, would let the replica
+    /// that drew the shortest jitter win every fire: the run would start
+    /// at the minimum of the replicas' draws, not spread over `jitter`.)
+    /// An Instance worker's fires are each replica's own: drawn at random,
+    /// so that the replicas' runs spread out.
+    fn slot_jitter(&mut self, w: WorkerId, nominal: Instant) -> Duration {
+        let max = self.traits[w].jitter();
+        if max.is_zero() {
+            return Duration::ZERO;
+        }
+        let config = &self.graph.workers[w];
+        match config.scope {
+            Scope::Cluster => {
+                let slot = journal::scheduled_at(&self.clock, nominal).timestamp_millis();
+                crate::schedule::slot_jitter(&config.name, slot, max)
+            }
+            Scope::Instance => crate::schedule::random_up_to(&mut self.rng, max),
+        }
     }
 
     /// Arms the first slot at or after `earliest`.

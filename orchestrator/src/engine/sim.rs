@@ -19,6 +19,8 @@ pub(crate) struct Started {
     pub worker: String,
     pub run: RunId,
     pub attempt: u32,
+    /// The run's first attempt on this instance (its fire is claimed first).
+    pub first: bool,
     /// Seconds since the simulation's start.
     pub at: Duration,
 }
@@ -49,12 +51,34 @@ impl Sim {
     }
 
     pub(crate) fn with_wall(specs: Vec<WorkerSpec>, max_concurrent: usize, wall: &str) -> Self {
+        Self::restored(specs, max_concurrent, wall, None)
+    }
+
+    /// A simulation started from what a store kept (`restored`, by worker id).
+    pub(crate) fn restored(
+        specs: Vec<WorkerSpec>,
+        max_concurrent: usize,
+        wall: &str,
+        restored: Option<Vec<crate::store::Restored>>,
+    ) -> Self {
+        Self::seeded(specs, max_concurrent, wall, restored, 42)
+    }
+
+    /// [`Sim::restored`] with the engine's random source seeded with `seed`
+    /// (another replica, as far as chance goes).
+    pub(crate) fn seeded(
+        specs: Vec<WorkerSpec>,
+        max_concurrent: usize,
+        wall: &str,
+        restored: Option<Vec<crate::store::Restored>>,
+        seed: u64,
+    ) -> Self {
         let graph = match graph::validate(specs, &StateMap::default()) {
             Ok(graph) => graph,
             Err(e) => panic!("test graph is invalid: {e}"),
         };
         let t0 = Instant::now();
-        let engine = Engine::new(graph, max_concurrent, 42, t0);
+        let engine = Engine::new(graph, max_concurrent, seed, t0);
         let mut sim = Sim {
             engine,
             t0,
@@ -66,7 +90,7 @@ impl Sim {
             next_waiter: 1,
         };
         let wall: DateTime<Utc> = DateTime::parse_from_rfc3339(wall).expect("valid test time").with_timezone(&Utc);
-        sim.engine.start(t0, wall);
+        sim.engine.start_from(t0, wall, restored.as_deref());
         sim.drain();
         sim
     }
@@ -82,11 +106,11 @@ impl Sim {
     fn drain(&mut self) {
         while let Some(action) = self.engine.poll_action() {
             match action {
-                Action::Start { worker, run, attempt, .. } => {
+                Action::Start { worker, run, attempt, first, .. } => {
                     let name = self.engine.config(worker).name.to_string();
                     let previous = self.running.insert(name.clone(), (run, attempt));
                     assert!(previous.is_none(), "{name} started while already executing");
-                    self.started.push(Started { worker: name, run, attempt, at: self.now - self.t0 });
+                    self.started.push(Started { worker: name, run, attempt, first, at: self.now - self.t0 });
                 }
                 Action::Cancel { run, .. } => self.cancelled.push(run),
                 Action::Resolve { waiter, outcome } => {

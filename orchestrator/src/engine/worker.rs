@@ -50,11 +50,21 @@ pub(crate) struct Fire {
     pub first_due: Instant,
     /// Callers of `trigger` waiting for this fire's outcome.
     pub waiters: Waiters,
+    /// Attempts its run made on another instance before that instance was
+    /// lost (cluster mode: the fire was adopted here); 0 otherwise. Its run
+    /// here starts at the next attempt, within the same retry budget.
+    pub attempts_done: u32,
+    /// Slots came due and merged into it while this instance ran (with a
+    /// persistent store): they are recorded `missed`, saying so, the
+    /// freshest one when the catch-up run ends here (see
+    /// `Engine::on_slot`). Not set for the catch-up fire standing for a
+    /// downtime, whose slots have no rows (SPEC).
+    pub merged: bool,
 }
 
 impl Fire {
     pub(crate) fn new(due: Instant) -> Self {
-        Fire { due, first_due: due, waiters: Waiters::new() }
+        Fire { due, first_due: due, waiters: Waiters::new(), attempts_done: 0, merged: false }
     }
 }
 
@@ -73,7 +83,12 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) struct Run {
     pub id: RunId,
+    /// The attempt executing or last executed; one less than its first
+    /// here while the fire's claim waits (cluster mode).
     pub attempt: u32,
+    /// Its claim was refused for now at least once (cluster mode): its
+    /// start is already recorded.
+    pub held: bool,
     pub phase: Phase,
     pub started: Instant,
     pub fire: Fire,
@@ -441,7 +456,14 @@ impl WorkerRecord {
             stats.last_lateness = Some(lateness);
             stats.total_lateness += lateness;
             stats.max_lateness = stats.max_lateness.max(lateness);
-            self.run = Some(Run { id: id(), attempt: 1, phase: Phase::Queued { since: now }, started: now, fire });
+            self.run = Some(Run {
+                id: id(),
+                attempt: fire.attempts_done + 1,
+                held: false,
+                phase: Phase::Queued { since: now },
+                started: now,
+                fire,
+            });
         }
         let run = self.run.as_mut().expect("set above");
         run.phase = Phase::Executing { since: now };
@@ -466,6 +488,17 @@ impl WorkerRecord {
             AttemptResult::Succeeded => return Some(AttemptEnd::Finish(RunOutcome::Succeeded)),
             AttemptResult::Cancelled => {
                 return Some(AttemptEnd::Finish(RunOutcome::Cancelled { reason: "shutdown".into() }));
+            }
+            AttemptResult::LeaseLost => {
+                let reason = "its lease was lost: the store could not be reached to renew it".into();
+                return Some(AttemptEnd::Finish(RunOutcome::Cancelled { reason }));
+            }
+            // Handled by the engine before an attempt's end is judged.
+            // (Bound and dropped here, not `_`: every arm then consumes the
+            // result, and the common ones carry no drop of it.)
+            AttemptResult::Refused(refusal) => {
+                drop(refusal);
+                return None;
             }
             AttemptResult::Failed(e) => e,
             AttemptResult::Panicked(p) => format!("panicked: {p}"),
@@ -590,11 +623,21 @@ impl WorkerRecord {
         true
     }
 
-    /// Sets the next slot at `nominal`, due after `jitter` (drawn from `rng`).
-    pub(crate) fn arm(&mut self, nominal: Instant, jitter: Duration, rng: &mut fastrand::Rng) -> Slot {
-        let slot = Slot { nominal, due: nominal + schedule::random_up_to(rng, jitter) };
+    /// Sets the next slot at `nominal`, due after `jitter`.
+    pub(crate) fn arm(&mut self, nominal: Instant, jitter: Duration) -> Slot {
+        let slot = Slot { nominal, due: nominal + jitter };
         self.slot = Some(slot);
         slot
+    }
+
+    /// Undoes the start of the run in progress, whose first attempt never
+    /// ran (cluster mode: its claim was refused), and returns its fire.
+    pub(crate) fn unstart(&mut self) -> Fire {
+        let run = self.run.take().expect("a run in progress");
+        self.stats.runs -= 1;
+        self.wait = None;
+        self.retry_error = None;
+        run.fire
     }
 
     /// Drops the armed slot (its timer, if any, finds no slot and does nothing).
@@ -684,17 +727,11 @@ pub(crate) fn first_slot(config: &WorkerConfig, clock: &WallClock, earliest: Ins
 }
 
 /// Where a worker enabled at `now` resumes: at its schedule's next slot
-/// (`started` is when scheduling began); fixed-delay and Continuous workers
+/// (`base` is the fixed-rate grid's first slot); fixed-delay and Continuous workers
 /// as if a run had just ended.
-pub(crate) fn resumed_slot(
-    config: &WorkerConfig,
-    clock: &WallClock,
-    started: Instant,
-    now: Instant,
-) -> Option<Instant> {
+pub(crate) fn resumed_slot(config: &WorkerConfig, clock: &WallClock, base: Instant, now: Instant) -> Option<Instant> {
     match &config.schedule {
         Schedule::Interval(period) => {
-            let base = started + config.initial_delay;
             Some(if now <= base { base } else { schedule::next_interval(base, *period, now).0 })
         }
         Schedule::Cron(_) => first_slot(config, clock, now),

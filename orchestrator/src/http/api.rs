@@ -13,6 +13,7 @@ use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use chrono::SecondsFormat;
 use futures_util::{Stream, StreamExt, stream};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
@@ -285,8 +286,8 @@ struct Health {
     reasons: Vec<String>,
 }
 
-/// `GET /health`: 200 while running with no worker auto-disabled, else 503
-/// with the reasons.
+/// `GET /health`: 200 while running with no worker auto-disabled and the
+/// store reachable, else 503 with the reasons.
 pub(crate) async fn health(State(api): State<Api>) -> Response {
     let status = api.handle.status();
     let mut reasons = Vec::new();
@@ -302,7 +303,97 @@ pub(crate) async fn health(State(api): State<Api>) -> Response {
             reasons.push(format!("worker `{}` is {reason}", worker.name));
         }
     }
+    if !status.store.reachable {
+        // The store's errors never contain a password (see `StoreError`).
+        let store = &status.store;
+        let mut reason = format!("the {} store is failing", store.kind);
+        if let Some(since) = store.unreachable_since {
+            reason = format!(
+                "the {} store has been failing since {}",
+                store.kind,
+                since.to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
+        }
+        if let Some(error) = &store.error {
+            reason.push_str(&format!(": {error}"));
+        }
+        reasons.push(reason);
+    }
     let healthy = reasons.is_empty();
     let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(Health { healthy, state: status.state, reasons })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::http::{HttpConfig, router};
+    use crate::store::switchable::{DOWN, SwitchableStore};
+    use crate::{Handle, Orchestrator, WorkerSpec};
+
+    async fn health(handle: &Handle) -> (StatusCode, serde_json::Value) {
+        let app = router(handle.clone(), HttpConfig::new());
+        let request = Request::get("/health").body(Body::empty()).expect("a valid request");
+        let response = app.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("a body").to_bytes();
+        (status, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    /// Waits (on the paused clock, bounded) until the store's reachability is `reachable`.
+    async fn until_reachable(handle: &Handle, reachable: bool) {
+        for _ in 0..1_000 {
+            if handle.status().store.reachable == reachable {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the store's reachability never became {reachable}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_is_503_with_since_when_and_the_error_while_the_store_is_unreachable() {
+        let store = SwitchableStore::default();
+        let orchestrator = Orchestrator::builder()
+            .without_registered_workers()
+            .worker(WorkerSpec::new("w", || async {}))
+            .store(store.clone())
+            .build()
+            .expect("valid");
+        let handle = orchestrator.handle();
+        let running = tokio::spawn(orchestrator.run_until(std::future::pending()));
+        assert!(handle.trigger("w").await.expect("accepted").is_success());
+        let (code, body) = health(&handle).await;
+        assert_eq!((code, &body["reasons"]), (StatusCode::OK, &serde_json::json!([])), "{body}");
+
+        store.set_down(true);
+        assert!(handle.trigger("w").await.expect("accepted").is_success(), "runs without the store");
+        until_reachable(&handle, false).await;
+        let since = handle.status().store.unreachable_since.expect("since when");
+        let (code, body) = health(&handle).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["healthy"], false);
+        assert_eq!(body["state"], "running");
+        let since = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        assert_eq!(
+            body["reasons"],
+            serde_json::json!([format!(
+                "the sqlite store has been failing since {since}: the store is unreachable: {DOWN}"
+            )]),
+        );
+
+        store.set_down(false);
+        until_reachable(&handle, true).await;
+        let (code, body) = health(&handle).await;
+        assert_eq!(code, StatusCode::OK, "healthy again: {body}");
+
+        handle.shutdown().await;
+        running.await.expect("joined").expect("stopped cleanly");
+    }
 }

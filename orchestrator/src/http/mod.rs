@@ -17,7 +17,7 @@
 //! | `POST /api/workers/{name}/trigger[?wait=false]` | runs it; 200 with the run's outcome, or 202 at once with `wait=false` |
 //! | `POST /api/workers/{name}/enable` \| `/disable` | 200 with the worker's status |
 //! | `GET /metrics` | Prometheus text format |
-//! | `GET /health` | 200 while running and no worker is auto-disabled; 503 with the reasons |
+//! | `GET /health` | 200 while running, no worker is auto-disabled and the store is reachable; 503 with the reasons |
 //!
 //! Writes need `Authorization: Bearer <token>`: 401 without it or with a
 //! wrong one, 403 when no token is configured (writes are off). Errors are

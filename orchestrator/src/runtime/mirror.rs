@@ -193,8 +193,10 @@ impl Changes {
             tokio::pin!(notified);
             // Registered before looking: a change after the look wakes it.
             notified.as_mut().enable();
-            let (changed, stopped) = self.inner.mirror.changed_since(&self.inner, &mut self.cursor);
+            let (mut changed, stopped) = self.inner.mirror.changed_since(&self.inner, &mut self.cursor);
             if !changed.is_empty() {
+                let inner = &self.inner;
+                inner.store.place(changed.iter_mut().filter_map(|w| Some((inner.find(&w.name)?, w))));
                 self.last_delivery = Some(tokio::time::Instant::now());
                 return Some(changed);
             }

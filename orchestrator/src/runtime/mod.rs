@@ -17,6 +17,7 @@ mod attempt;
 mod lane;
 mod mirror;
 mod signals;
+mod store;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
@@ -40,6 +41,9 @@ use lane::{Lane, LaneContext};
 pub use mirror::Changes;
 use mirror::Mirror;
 pub(crate) use signals::Signals;
+pub(crate) use store::StoreLink;
+pub use store::StoreStatus;
+use store::StoreTasks;
 
 /// State shared by the driver, the lanes and every [`Handle`](crate::Handle).
 pub(crate) struct Inner {
@@ -76,6 +80,12 @@ pub(crate) struct Inner {
     runtime: OnceLock<tokio::runtime::Handle>,
     /// Set when the driver closes the lanes (see [`Inner::lane`]).
     lanes_closed: AtomicBool,
+    /// The store: persistence and cluster mode (see [`store`]).
+    ///
+    /// Both boxed: `Inner` keeps the size and layout it had before stores,
+    /// so the fields every run touches share cache lines as they did.
+    pub(crate) store: Box<StoreLink>,
+    store_tasks: Box<StoreTasks>,
     /// How many times the driver has woken up (see [`Status::wakeups`]).
     ///
     /// [`Status::wakeups`]: crate::Status::wakeups
@@ -104,6 +114,8 @@ struct Start {
     worker: WorkerId,
     run: RunId,
     attempt: u32,
+    /// The run's first attempt here: its fire is claimed first (cluster mode).
+    first: bool,
     timeout: Option<Duration>,
     due: TokioInstant,
 }
@@ -144,7 +156,7 @@ impl Drop for Guard<'_> {
 }
 
 impl Inner {
-    pub(crate) fn new(engine: Engine, states: StateMap, shutdown_timeout: Duration) -> Self {
+    pub(crate) fn new(engine: Engine, states: StateMap, shutdown_timeout: Duration, store: StoreLink) -> Self {
         let workers = engine.len();
         let globals = crate::status::Globals {
             state: OrchestratorState::Created,
@@ -162,6 +174,8 @@ impl Inner {
             runtime: OnceLock::new(),
             lanes_closed: AtomicBool::new(false),
             wakeups: AtomicU64::new(0),
+            store: Box::new(store),
+            store_tasks: Box::default(),
             shared: Mutex::new(Shared {
                 engine,
                 lifecycle: OrchestratorState::Created,
@@ -219,6 +233,19 @@ impl Inner {
             // The caller may have stopped waiting; that is fine.
             let _ = tx.send(outcome);
         }
+    }
+
+    /// When the driver started (or now, before it did).
+    pub(crate) fn started_at(self: &Arc<Self>) -> chrono::DateTime<chrono::Utc> {
+        let shared = self.lock();
+        if shared.lifecycle == OrchestratorState::Created {
+            return chrono::Utc::now();
+        }
+        shared.engine.clock().wall(shared.engine.started())
+    }
+
+    pub(crate) fn store_tasks(&self) -> &StoreTasks {
+        &self.store_tasks
     }
 
     /// A lane's report: its attempt ended.
@@ -342,8 +369,9 @@ impl Inner {
         effects.starts.reserve(shared.engine.pending_actions());
         while let Some(action) = shared.engine.poll_action() {
             match action {
-                Action::Start { worker, run, attempt, timeout, due } => {
-                    effects.starts.push(Start { worker, run, attempt, timeout, due: TokioInstant::from_std(due) });
+                Action::Start { worker, run, attempt, first, timeout, due } => {
+                    let due = TokioInstant::from_std(due);
+                    effects.starts.push(Start { worker, run, attempt, first, timeout, due });
                 }
                 Action::Cancel { worker, run } => {
                     tracing::debug!(worker = %shared.engine.config(worker).name, run_id = %run, "asking to stop");
@@ -355,6 +383,10 @@ impl Inner {
                     }
                 }
             }
+        }
+        if shared.engine.has_facts() {
+            let facts = shared.engine.take_facts();
+            self.store.queue(self, facts);
         }
     }
 
@@ -393,7 +425,9 @@ impl Inner {
                     // every run.
                     stop: self.stop.child_token(),
                     states: self.states.clone(),
+                    clock: self.store.clock.clone(),
                 }),
+                claims: self.store.claims(worker),
                 body: self.bodies[worker].clone(),
                 abort: self.abort.clone(),
                 inner: self.clone(),
@@ -408,6 +442,19 @@ impl Inner {
     /// for a driver that is gone.
     pub(crate) async fn drive(self: Arc<Self>, mut signals: Option<Signals>) -> Result<(), Error> {
         let mut abandoned = Abandoned(None);
+        // The wall clock fire times are computed on: the database's, in
+        // cluster mode, so that replicas agree whatever their own clocks say.
+        let offset = if self.store.is_persistent() && self.is_created() {
+            self.store.clock_offset().await.map_err(Error::Store)?
+        } else {
+            chrono::Duration::zero()
+        };
+        let restored = if self.store.is_persistent() && self.is_created() {
+            let workers = StoreLink::infos(self.lock().engine.graph(), chrono::Utc::now() + offset);
+            Some(self.store.open(workers).await.map_err(Error::Store)?)
+        } else {
+            None
+        };
         {
             let mut shared = self.lock();
             if shared.lifecycle != OrchestratorState::Created {
@@ -426,7 +473,8 @@ impl Inner {
                     self.lane(worker);
                 }
             }
-            shared.engine.start(now(), chrono::Utc::now());
+            shared.engine.start_from(now(), chrono::Utc::now() + offset, restored.as_deref());
+            self.store.started(&self, *shared.engine.clock());
         }
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
@@ -477,6 +525,9 @@ impl Inner {
             }
         }
         abandoned.0 = None;
+        // The facts of the last runs reach the store before `shutdown()`
+        // returns; then this instance leaves the cluster.
+        self.store.close(&self, Duration::from_secs(10)).await;
         self.finish();
         Ok(())
     }
@@ -569,7 +620,7 @@ mod tests {
             .expect("valid");
         let handle = orchestrator.handle();
         let inner = handle.inner().clone();
-        let running = tokio::spawn(orchestrator.run());
+        let running = tokio::spawn(orchestrator.run_until(std::future::pending()));
         for _ in 0..1_000 {
             let gave_up = tokio::time::timeout(Duration::from_millis(10), handle.trigger("waits")).await;
             assert!(gave_up.is_err(), "the fire waits on its dependency");
