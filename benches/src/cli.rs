@@ -20,6 +20,8 @@ pub enum Command {
         system: System,
         case: Case,
     },
+    /// One replica of C1 (hidden; started by C1's coordinator).
+    Replica(#[cfg_attr(not(feature = "postgres"), allow(dead_code))] Vec<String>),
     Help,
 }
 
@@ -45,6 +47,9 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
         let system = System::parse(system)?;
         let case = Case::from_args(&args[2..])?;
         return Ok(Command::Child { system, case });
+    }
+    if args.first().map(String::as_str) == Some("--replica") {
+        return Ok(Command::Replica(args[1..].to_vec()));
     }
     let mut smoke = false;
     let mut reps = None;

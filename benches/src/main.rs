@@ -39,6 +39,13 @@ fn main() -> ExitCode {
     match cli::parse(std::env::args().skip(1)) {
         Ok(cli::Command::Bench(options)) => runner::run(&options),
         Ok(cli::Command::Child { system, case }) => workloads::child_main(&case, system),
+        #[cfg(feature = "postgres")]
+        Ok(cli::Command::Replica(args)) => workloads::cluster::replica_main(&args),
+        #[cfg(not(feature = "postgres"))]
+        Ok(cli::Command::Replica(_)) => {
+            eprintln!("error: C1 needs the `postgres` feature");
+            ExitCode::from(2)
+        }
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
             ExitCode::SUCCESS

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub const WORKLOADS: [&str; 7] = ["W1", "W1s", "W2", "W3", "W4", "W5", "W6"];
+pub const WORKLOADS: [&str; 8] = ["W1", "W1s", "W2", "W3", "W4", "W5", "W6", "C1"];
 
 /// Who runs the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,11 @@ pub enum Case {
     /// gone wild). Its "floor" column is W1 itself, without the loop, run in
     /// the same way: the ratio is what status costs the scheduler.
     StatusLoad { workers: usize, interval: Duration, run_for: Duration },
+    /// C1: `replicas` processes on one PostgreSQL schema, each with the
+    /// same `workers` Cluster workers every `interval`, measured for
+    /// `run_for`. Its "floor" column is one orchestrator on the in-memory
+    /// store with the same workers (W1 at that size), in the same run.
+    Cluster { replicas: usize, workers: usize, interval: Duration, run_for: Duration },
 }
 
 /// The cases of a run, in the order they are run and reported.
@@ -89,6 +94,14 @@ pub fn plan(smoke: bool) -> Vec<Case> {
             Case::PriorityBurst { workers: 300, max_concurrent: 4, body: ms(1) },
             Case::StatusLoad { workers: 200, interval: ms(100), run_for: ms(500) },
         ]
+        .into_iter()
+        .chain(cfg!(feature = "postgres").then_some(Case::Cluster {
+            replicas: 3,
+            workers: 20,
+            interval: s(1),
+            run_for: s(3),
+        }))
+        .collect()
     } else {
         vec![
             Case::FixedRate { workers: 1_000, interval: s(1), run_for: s(15) },
@@ -102,6 +115,14 @@ pub fn plan(smoke: bool) -> Vec<Case> {
             Case::PriorityBurst { workers: 10_000, max_concurrent: 4, body: ms(1) },
             Case::StatusLoad { workers: 10_000, interval: s(1), run_for: s(15) },
         ]
+        .into_iter()
+        .chain(cfg!(feature = "postgres").then_some(Case::Cluster {
+            replicas: 3,
+            workers: 1_000,
+            interval: s(1),
+            run_for: s(15),
+        }))
+        .collect()
     }
 }
 
@@ -115,6 +136,7 @@ impl Case {
             Case::Build { .. } => "W5",
             Case::PriorityBurst { .. } => "W6",
             Case::StatusLoad { .. } => "W1s",
+            Case::Cluster { .. } => "C1",
         }
     }
 
@@ -135,6 +157,11 @@ impl Case {
             }
             Case::StatusLoad { workers, interval, run_for } => format!(
                 "{id} N={} every {interval:?}, {run_for:?}, status() in a loop (\"floor\": W1 without it)",
+                thousands(*workers)
+            ),
+            Case::Cluster { replicas, workers, interval, run_for } => format!(
+                "{id} {replicas} replicas on PostgreSQL, N={} every {interval:?}, {run_for:?} (\"floor\": one process, \
+                 in-memory store)",
                 thousands(*workers)
             ),
         }
@@ -169,6 +196,12 @@ impl Case {
             Case::Chain { length, rounds } => vec![("length", length.to_string()), ("rounds", rounds.to_string())],
             Case::TriggerLoops { loops, run_for } => vec![("loops", loops.to_string()), ("run_for_ms", ms(run_for))],
             Case::Build { workers } => vec![("workers", workers.to_string())],
+            Case::Cluster { replicas, workers, interval, run_for } => vec![
+                ("replicas", replicas.to_string()),
+                ("workers", workers.to_string()),
+                ("interval_ms", ms(interval)),
+                ("run_for_ms", ms(run_for)),
+            ],
             Case::PriorityBurst { workers, max_concurrent, body } => vec![
                 ("workers", workers.to_string()),
                 ("max_concurrent", max_concurrent.to_string()),
@@ -196,6 +229,12 @@ impl Case {
                 run_for: millis("run_for_ms")?,
             },
             "W1s" => Case::StatusLoad {
+                workers: count("workers")?,
+                interval: millis("interval_ms")?,
+                run_for: millis("run_for_ms")?,
+            },
+            "C1" => Case::Cluster {
+                replicas: count("replicas")?,
                 workers: count("workers")?,
                 interval: millis("interval_ms")?,
                 run_for: millis("run_for_ms")?,

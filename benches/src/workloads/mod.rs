@@ -10,6 +10,8 @@
 mod build;
 mod chain;
 mod clokwerk_peer;
+#[cfg(feature = "postgres")]
+pub mod cluster;
 mod cron_scheduler;
 mod fixed_rate;
 mod idle;
@@ -65,6 +67,21 @@ fn run(case: &Case, system: System) -> Result<Outcome, String> {
             }
             (&Case::FixedRate { workers, interval, run_for }, System::Floor) => {
                 fixed_rate::floor(workers, interval, run_for).await
+            }
+            #[cfg(feature = "postgres")]
+            (&Case::Cluster { replicas, workers, interval, run_for }, System::Orchestrator) => {
+                cluster::orchestrator(replicas, workers, interval, run_for).await
+            }
+            #[cfg(not(feature = "postgres"))]
+            (Case::Cluster { .. }, System::Orchestrator) => Err("C1 needs the `postgres` feature".into()),
+            // C1's baseline: one process, the in-memory store, the same workers.
+            (&Case::Cluster { workers, interval, run_for, .. }, System::Floor) => {
+                let mut outcome = fixed_rate::orchestrator(workers, interval, run_for, false).await?;
+                let due = outcome.get("fires_expected").unwrap_or(0.0);
+                let window = due / workers.max(1) as f64 * interval.as_secs_f64();
+                outcome.metric("fires_per_s", outcome.get("fires_run").unwrap_or(0.0) / window.max(f64::MIN_POSITIVE));
+                outcome.metric("fires_doubled", 0.0);
+                Ok(outcome)
             }
             (&Case::Idle { workers, idle_for }, System::Orchestrator) => idle::orchestrator(workers, idle_for).await,
             (&Case::Idle { workers, idle_for }, System::Floor) => idle::floor(workers, idle_for).await,
