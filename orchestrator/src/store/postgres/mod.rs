@@ -399,6 +399,7 @@ impl PostgresStoreBuilder {
             trips: Default::default(),
             listener: tokio::sync::Mutex::new(None),
             listen_given_up: AtomicBool::new(false),
+            claimant: fastrand::i64(..),
             #[cfg(test)]
             scratch: None,
         };
@@ -425,6 +426,9 @@ struct Inner {
     listener: tokio::sync::Mutex<Option<Listener>>,
     /// Said once in the log: notifications do not reach this replica.
     listen_given_up: AtomicBool,
+    /// This store's name in its claims, random per connect: a claim it
+    /// repeats after losing the answer is told granted, not taken.
+    claimant: i64,
     /// A test's schema, dropped with the store (declared last: dropped
     /// after the connections).
     #[cfg(test)]
@@ -1017,6 +1021,7 @@ impl Backend for PostgresStore {
                                     (&conflicts, Type::TEXT_ARRAY),
                                     (&depends_on, Type::TEXT_ARRAY),
                                     (&lease_ms, Type::INT8),
+                                    (&conn.inner.claimant, Type::INT8),
                                 ],
                             )
                             .await?;

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS {s}.fires (
     token BIGINT,
     lease_until TIMESTAMPTZ,
     adopter TEXT,
+    claimant BIGINT,
     UNIQUE (worker, scheduled_at, scope_key)
 );
 -- A fire is 'adoptable' while outcome = 'lost' and finished_at IS NULL: its
@@ -84,10 +85,13 @@ CREATE SEQUENCE IF NOT EXISTS {s}.tokens;
 -- failed (recorded), or granted with a fresh fencing token and a lease
 -- on the database clock. A lost fire this instance adopted (see the
 -- fires table) is granted to it alone, as the run's next attempt; its
--- dependencies were judged by its first claim.
+-- dependencies were judged by its first claim. `p_claimant` names the
+-- store (one process's connection to the schema) that claims: a claim
+-- it repeats because the answer was lost with its connection after the
+-- commit is granted again, with the same token, while the lease holds.
 CREATE OR REPLACE FUNCTION {s}.claim(
     p_worker TEXT, p_scheduled_at TIMESTAMPTZ, p_instance TEXT,
-    p_conflicts TEXT[], p_depends_on TEXT[], p_lease_ms BIGINT)
+    p_conflicts TEXT[], p_depends_on TEXT[], p_lease_ms BIGINT, p_claimant BIGINT)
 RETURNS TABLE (claim_result TEXT, claim_token BIGINT, claim_detail TEXT)
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -98,6 +102,7 @@ DECLARE
     v_token BIGINT;
     v_fire BIGINT;
     v_adopt BOOLEAN := FALSE;
+    v_mine BOOLEAN := FALSE;
 BEGIN
     PERFORM 1 FROM {s}.workers w
      WHERE w.name = p_worker OR w.name = ANY (p_conflicts) OR w.name = ANY (p_depends_on)
@@ -105,9 +110,16 @@ BEGIN
        FOR UPDATE;
 
     SELECT f.instance, f.id,
-           coalesce(f.outcome = 'lost' AND f.finished_at IS NULL AND f.adopter = p_instance, FALSE)
-      INTO v_holder, v_fire, v_adopt FROM {s}.fires f
+           coalesce(f.outcome = 'lost' AND f.finished_at IS NULL AND f.adopter = p_instance, FALSE),
+           coalesce(f.outcome = 'running' AND f.instance = p_instance AND f.claimant = p_claimant
+                    AND f.lease_until > now(), FALSE),
+           f.token
+      INTO v_holder, v_fire, v_adopt, v_mine, v_token FROM {s}.fires f
      WHERE f.worker = p_worker AND f.scheduled_at = p_scheduled_at AND f.scope_key = '';
+    IF FOUND AND v_mine THEN
+        RETURN QUERY SELECT 'granted'::TEXT, v_token, NULL::TEXT;
+        RETURN;
+    END IF;
     IF FOUND AND NOT v_adopt THEN
         RETURN QUERY SELECT 'taken'::TEXT, NULL::BIGINT, v_holder;
         RETURN;
@@ -185,15 +197,16 @@ BEGIN
     IF v_adopt THEN
         UPDATE {s}.fires f
            SET instance = p_instance, attempts = f.attempts + 1, outcome = 'running', error = NULL,
-               started_at = coalesce(f.started_at, now()), token = v_token, adopter = NULL,
+               started_at = coalesce(f.started_at, now()), token = v_token, adopter = NULL, claimant = p_claimant,
                lease_until = now() + p_lease_ms * INTERVAL '1 millisecond'
          WHERE f.id = v_fire;
         RETURN QUERY SELECT 'granted'::TEXT, v_token, NULL::TEXT;
         RETURN;
     END IF;
-    INSERT INTO {s}.fires (worker, scheduled_at, scope_key, instance, attempts, started_at, outcome, token, lease_until)
+    INSERT INTO {s}.fires (worker, scheduled_at, scope_key, instance, attempts, started_at, outcome, token,
+                           lease_until, claimant)
     VALUES (p_worker, p_scheduled_at, '', p_instance, 1, now(), 'running', v_token,
-            now() + p_lease_ms * INTERVAL '1 millisecond')
+            now() + p_lease_ms * INTERVAL '1 millisecond', p_claimant)
     ON CONFLICT (worker, scheduled_at, scope_key) DO NOTHING;
     IF FOUND THEN
         RETURN QUERY SELECT 'granted'::TEXT, v_token, NULL::TEXT;
@@ -528,7 +541,7 @@ impl Sql {
                   ORDER BY scheduled_at DESC, id DESC LIMIT $2",
             ),
             prune: fill("DELETE FROM {s}.fires WHERE outcome <> 'running' AND finished_at < $1"),
-            claim: fill("SELECT claim_result, claim_token, claim_detail FROM {s}.claim($1, $2, $3, $4, $5, $6)"),
+            claim: fill("SELECT claim_result, claim_token, claim_detail FROM {s}.claim($1, $2, $3, $4, $5, $6, $7)"),
             // $1 tokens, $2 instance, $3 lease in ms
             renew: fill(
                 "UPDATE {s}.fires SET lease_until = now() + $3 * INTERVAL '1 millisecond' \

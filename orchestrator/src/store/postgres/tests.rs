@@ -385,6 +385,25 @@ async fn prune_deletes_finished_fires_and_keeps_running_ones() -> anyhow::Result
 }
 
 #[tokio::test]
+async fn a_claim_repeated_after_its_answer_was_lost_is_granted_again_to_the_same_store_only() -> anyhow::Result<()> {
+    // A connection that dies after the claim's commit loses the answer; the
+    // runtime claims again. Told `taken` by itself, the fire would run
+    // nowhere until its lease expired.
+    let Some(store) = store().await else { return Ok(()) };
+    store.open("a".into(), vec![info("w", 0)]).await?;
+    let token = granted(&store, request("w", at(1), "a")).await?;
+    assert_eq!(store.claim(request("w", at(1), "a")).await?, Claim::Granted { token });
+    // Another process, even under the same instance name (a restarted pod
+    // that keeps its name), is not the claimant.
+    let restarted = replica(&store).await;
+    assert_eq!(restarted.claim(request("w", at(1), "a")).await?, Claim::Taken { by: "a".into() });
+    // Once the run has ended the fire is taken, for the claimant too.
+    store.write("a".into(), vec![finished("w", at(1), FireOutcome::Succeeded, Some(token))]).await?;
+    assert_eq!(store.claim(request("w", at(1), "a")).await?, Claim::Taken { by: "a".into() });
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_second_claim_of_a_fire_is_taken_by_the_first_instance() -> anyhow::Result<()> {
     let Some(store) = store().await else { return Ok(()) };
     store.open("a".into(), vec![info("w", 0)]).await?;
@@ -633,7 +652,10 @@ async fn an_expired_fire_with_retries_left_is_adopted_by_the_poller_alone_and_ru
     assert_ne!(adopted, token, "a new fencing token");
     let (outcome, done, attempts, instance, adopter, _) = fire_row(&store, "w", at(1)).await;
     assert_eq!((outcome.as_str(), done, attempts, instance.as_str(), adopter), ("running", false, 3, "b", None));
-    assert_eq!(store.claim(request("w", at(1), "b")).await?, Claim::Taken { by: "b".into() }, "claimed once");
+    let other = replica(&store).await;
+    assert_eq!(other.claim(request("w", at(1), "b")).await?, Claim::Taken { by: "b".into() }, "claimed once");
+    // The adopter's own repeat (its answer lost) is the same grant.
+    assert_eq!(store.claim(request("w", at(1), "b")).await?, Claim::Granted { token: adopted });
     assert_eq!(store.renew("a".into(), vec![token]).await?, Vec::<i64>::new(), "the old holder is fenced off");
 
     let mut end = finished("w", at(1), FireOutcome::Failed, Some(adopted));
