@@ -139,6 +139,18 @@ pub enum WorkerState {
     },
     /// Due, waiting for a free concurrency slot.
     WaitingForSlot,
+    /// Due, but the cluster said not yet (cluster mode): the store refused
+    /// this replica's claim of the fire for now, or could not be reached.
+    /// The claim is made again at `retry_at`. Meanwhile [`WorkerStatus::running_on`]
+    /// names the replica that runs the worker, if one does.
+    WaitingForCluster {
+        /// Why, in the store's words: `report runs on api-2`, `report's fire
+        /// lost on api-3 goes first`, `fetch's fire has not finished`, `the
+        /// store is unreachable (...)`.
+        reason: String,
+        /// When the claim is made again.
+        retry_at: DateTime<Utc>,
+    },
     /// Due, waiting for a dependency.
     WaitingOnDependency {
         /// The dependency.
@@ -341,6 +353,11 @@ impl WorkerStatus {
             }
         } else if let Some(run) = &record.run {
             match run.phase {
+                Phase::Backoff { until } if record.cluster_wait.is_some() => WorkerState::WaitingForCluster {
+                    reason: record.cluster_wait.clone().unwrap_or_default(),
+                    retry_at: wall(until),
+                },
+                Phase::Queued { .. } if record.cluster_wait.is_some() => WorkerState::WaitingForSlot,
                 Phase::Executing { .. } => running(run, &wall),
                 Phase::Backoff { until } => WorkerState::Retrying {
                     run_id: run.id,
@@ -425,6 +442,9 @@ impl fmt::Display for WorkerState {
                 write!(f, "retrying, attempt {next_attempt} at {}", next_attempt_at.format("%H:%M:%S%.3f UTC"))
             }
             WorkerState::WaitingForSlot => f.write_str("waiting for a free slot"),
+            WorkerState::WaitingForCluster { reason, retry_at } => {
+                write!(f, "waiting for the cluster: {reason}; claimed again at {}", retry_at.format("%H:%M:%S%.3f UTC"))
+            }
             WorkerState::WaitingOnDependency { dependency, reason } => write!(f, "waiting on {dependency}: {reason}"),
             WorkerState::Excluded { by } => write!(f, "excluded by {by}"),
             WorkerState::Disabled { reason, .. } => write!(f, "disabled: {reason}"),
@@ -592,6 +612,10 @@ impl Status {
             WorkerState::WaitingForSlot => {
                 format!("waiting for a free slot (max_concurrent = {})", self.max_concurrent)
             }
+            WorkerState::WaitingForCluster { reason, retry_at } if *retry_at > self.taken_at => {
+                format!("waiting for the cluster: {reason}; claimed again in {}", self.ahead(*retry_at))
+            }
+            WorkerState::WaitingForCluster { reason, .. } => format!("waiting for the cluster: {reason}"),
             other => other.to_string(),
         }
     }

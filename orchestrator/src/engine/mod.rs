@@ -1350,7 +1350,7 @@ impl Engine {
                 r.attempt -= 1;
                 r.held = true;
                 let until = now + retry;
-                record.back_off(format!("waiting for the cluster: {why}"), until);
+                record.back_off(why, until);
                 self.set_timer(w, TimerKind::Retry, until);
                 self.mark_dirty(w);
                 self.yield_to_older_fire(w);

@@ -6,9 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::sim::{Sim, spec};
+use super::worker::RecordView;
 use super::{AttemptResult, Disabled, Event, LostFire, Refusal};
 use crate::history::FireOutcome;
+use crate::schedule::WallClock;
 use crate::spec::{Misfire, WorkerSpec};
+use crate::status::{Fixed, WorkerState, WorkerStatus};
 use crate::store::{Fact, Restored, StoredDisable};
 
 const START: &str = "2026-01-01T00:00:00Z";
@@ -149,6 +152,36 @@ fn a_busy_claim_waits_and_is_tried_again_as_the_same_fire() {
     let history = sim.engine.history(sim.id("w"), 10, "i");
     assert_eq!(history.len(), 1);
     assert_eq!((history[0].outcome, history[0].attempts), (FireOutcome::Succeeded, 1));
+}
+
+/// `name`'s state as status shows it.
+fn status_state(sim: &Sim, name: &str) -> WorkerState {
+    let fixed = Fixed::of_graph(sim.engine.graph());
+    let mut view = RecordView::default();
+    sim.engine.state(sim.id(name)).view_into(&mut view);
+    WorkerStatus::of(&fixed, sim.id(name), &view, &WallClock::new(sim.t0, wall(0))).state
+}
+
+#[test]
+fn status_says_a_fire_waits_for_the_cluster_and_why_not_that_it_retries() {
+    let mut sim = sim(vec![spec("w").interval(s(10)).retries(1).backoff(s(2)).max_backoff(s(2))], vec![kept(0, None)]);
+    sim.finish("w", AttemptResult::Refused(Refusal::Busy { why: "w runs on other".into(), retry: s(1) }.into()));
+    assert_eq!(
+        status_state(&sim, "w"),
+        WorkerState::WaitingForCluster { reason: "w runs on other".into(), retry_at: wall(1) }
+    );
+    let words = status_state(&sim, "w").to_string();
+    assert_eq!(words, "waiting for the cluster: w runs on other; claimed again at 00:00:01.000 UTC");
+
+    // Claimed at last: its attempt runs, fails, and the run retries.
+    sim.advance_to(s(1));
+    assert!(matches!(status_state(&sim, "w"), WorkerState::Running { attempt: 1, .. }));
+    sim.fail("w");
+    assert!(
+        matches!(status_state(&sim, "w"), WorkerState::Retrying { next_attempt: 2, .. }),
+        "{:?}",
+        status_state(&sim, "w")
+    );
 }
 
 #[test]

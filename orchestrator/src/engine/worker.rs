@@ -94,6 +94,14 @@ pub(crate) struct Run {
     pub fire: Fire,
 }
 
+impl Run {
+    /// Its fire's claim was refused for now (cluster mode) and waits to be
+    /// made again: no attempt has run here since.
+    pub(crate) fn waits_for_claim(&self) -> bool {
+        self.held && self.attempt == self.fire.attempts_done && !matches!(self.phase, Phase::Executing { .. })
+    }
+}
+
 /// The last fire of a worker that reached an outcome.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FinishedFire {
@@ -194,6 +202,8 @@ pub(crate) struct RecordView {
     /// When the armed slot is due.
     pub next_due: Option<Instant>,
     pub stats: Stats,
+    /// Why the run's claim waits (cluster mode), while it does.
+    pub cluster_wait: Option<String>,
 }
 
 /// What status shows of a run in progress.
@@ -281,6 +291,13 @@ impl WorkerRecord {
         view.pending = self.pending.is_some();
         view.next_due = self.slot.map(|s| s.due);
         view.stats.clone_from(&self.stats);
+        match (&self.run, &self.retry_error) {
+            (Some(run), Some(why)) if run.waits_for_claim() => match &mut view.cluster_wait {
+                Some(shown) => shown.clone_from(why),
+                None => view.cluster_wait = Some(why.clone()),
+            },
+            _ => view.cluster_wait = None,
+        }
     }
 }
 

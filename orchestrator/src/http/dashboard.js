@@ -161,6 +161,7 @@ function stateWords(w) {
     }
     case "retrying": return [`retrying: attempt ${d.next_attempt}`, d.next_attempt_at ? `next attempt ${relative(d.next_attempt_at)}` : ""];
     case "waiting_for_slot": return ["waiting for a free slot", "max_concurrent runs are executing"];
+    case "waiting_for_cluster": return [w.running_on ? `running on ${w.running_on}` : "waiting for the cluster", `${d.reason || ""}${d.retry_at ? `; claimed again ${relative(d.retry_at)}` : ""}`];
     case "waiting_on_dependency": return [`waiting on ${d.dependency}`, d.reason || ""];
     case "excluded": return [`excluded by ${d.by}`, `${d.by} is running and they never run together`];
     case "disabled": return ["disabled", d.reason || ""];
@@ -227,7 +228,7 @@ function strip(name) {
 
 function actions(w) {
   const trigger = el("button", { type: "button", "data-action": "trigger", text: "trigger" });
-  trigger.disabled = !w.enabled || w.state === "running" || w.state === "retrying";
+  trigger.disabled = !w.enabled || w.state === "running" || w.state === "retrying" || w.state === "waiting_for_cluster";
   trigger.onclick = () => control(w.name, "trigger");
   const toggle = el("button", { type: "button", class: "quiet", "data-action": w.enabled ? "disable" : "enable", text: w.enabled ? "disable" : "enable" });
   toggle.onclick = () => control(w.name, w.enabled ? "disable" : "enable");
