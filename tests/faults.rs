@@ -53,6 +53,9 @@ struct Cluster {
     gone: HashMap<String, (i64, bool)>,
     /// Per replica: its clock minus the real one, in ms (faketime).
     skew: HashMap<String, i64>,
+    /// Per replica: the environment it was started with (a replacement
+    /// gets the same).
+    envs: HashMap<String, Vec<(String, String)>>,
     named: usize,
     /// Triggers sent: the replica and the event count at the time.
     triggers: Vec<(String, usize)>,
@@ -74,6 +77,7 @@ impl Cluster {
             live: BTreeMap::new(),
             gone: HashMap::new(),
             skew: HashMap::new(),
+            envs: HashMap::new(),
             named: 0,
             triggers: Vec::new(),
             takeovers: Vec::new(),
@@ -89,6 +93,7 @@ impl Cluster {
         let replica = Replica::start_with(&name, &self.store, "faults", &self.events, env).await;
         self.live.insert(name.clone(), replica);
         self.skew.insert(name.clone(), skew_ms);
+        self.envs.insert(name.clone(), env.to_vec());
         name
     }
 
@@ -112,26 +117,25 @@ impl Cluster {
         self.live.get_mut(name).expect("a live replica").send("trigger manual").await;
     }
 
-    /// Waits for `slow` to start its first attempt on one of the live
-    /// replicas (`among`, or any), after event `from`.
-    async fn slow_starts(&self, from: usize, among: Option<&str>) -> Event {
+    /// Waits for `slow` to start its first attempt on a live replica,
+    /// after event `from`.
+    async fn slow_starts(&self, from: usize) -> Event {
         let live: Vec<String> = self.live.keys().cloned().collect();
         self.events
             .wait_after(from, Duration::from_secs(20), |e| {
-                e.ev() == "start"
-                    && e.worker() == "slow"
-                    && e.attempt() == 1
-                    && among.map_or(live.contains(&e.replica), |only| e.replica == only)
+                e.ev() == "start" && e.worker() == "slow" && e.attempt() == 1 && live.contains(&e.replica)
             })
             .await
             .expect("slow starts within 20 s")
     }
 
     /// SIGKILLs the replica running `victim` 150 ms into its run, starts a
-    /// replacement (with `env`, `skew_ms` off), and times the
-    /// takeover: the fire's second attempt starts elsewhere within
-    /// `lease_ttl` + 1 s.
-    async fn kill_mid_run(&mut self, victim: Event, env: &[(String, String)], skew_ms: i64) {
+    /// replacement (with the same clock), and times the takeover: the
+    /// fire's second attempt starts elsewhere within `lease_ttl` + 1 s.
+    /// Returns the takeover's time.
+    async fn kill_mid_run(&mut self, victim: Event) -> Duration {
+        let env = self.envs.get(&victim.replica).cloned().unwrap_or_default();
+        let skew_ms = self.skew.get(&victim.replica).copied().unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(150)).await;
         let from = self.events.len();
         let killed_at = Instant::now();
@@ -149,7 +153,8 @@ impl Cluster {
         assert!(took <= Duration::from_millis(LEASE_MS + 1000), "takeover after {took:?}");
         assert_ne!(taken.replica, victim.replica);
         self.takeovers.push(took);
-        self.start(env, skew_ms).await;
+        self.start(&env, skew_ms).await;
+        took
     }
 
     /// Stops every replica and audits the run; prints the results line.
@@ -368,10 +373,10 @@ async fn a_replica_killed_every_30_s_mid_run_is_taken_over_within_the_lease_and_
         // A trigger on a replica that stays, then a kill of whichever
         // replica starts `slow` next.
         let from = cluster.events.len();
-        let victim = cluster.slow_starts(from, None).await;
+        let victim = cluster.slow_starts(from).await;
         let bystander = cluster.live.keys().find(|n| **n != victim.replica).cloned().expect("three replicas");
         cluster.trigger(&bystander).await;
-        cluster.kill_mid_run(victim, &[], 0).await;
+        cluster.kill_mid_run(victim).await;
         next += Duration::from_secs(30);
     }
     tokio::time::sleep(Duration::from_secs(seconds).saturating_sub(cluster.began.elapsed())).await;
@@ -443,13 +448,21 @@ async fn replicas_whose_clocks_are_five_minutes_off_fire_on_the_databases_time_a
         eprintln!("skipped: {message}");
         return;
     };
-    let ahead = cluster.start(&ahead_env, 300_000).await;
+    cluster.start(&ahead_env, 300_000).await;
     cluster.start(&behind_env, -300_000).await;
     cluster.start(&[], 0).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
+    // Whichever replica runs `slow` (a replica keeps winning the fires of
+    // a worker it won, so which one is up to the first claims): with the
+    // victim 5 min ahead, a lease judged by its clock would hold 5 min too
+    // long; with the one ahead surviving, by that one's clock it would
+    // have expired at once. Either way the takeover must come when the
+    // lease expires on the database's clock: not before `lease_ttl` less
+    // the 150 ms run before the kill (and a margin), nor after + 1 s.
     let from = cluster.events.len();
-    let victim = cluster.slow_starts(from, Some(&ahead)).await;
-    cluster.kill_mid_run(victim, &ahead_env, 300_000).await;
+    let victim = cluster.slow_starts(from).await;
+    let took = cluster.kill_mid_run(victim).await;
+    assert!(took >= Duration::from_millis(LEASE_MS - 1000), "taken over after {took:?}: before the lease expired");
     tokio::time::sleep(Duration::from_secs(25).saturating_sub(cluster.began.elapsed())).await;
     let audit = cluster.finish().await;
     // Every tick started within a second of its time, by the database's

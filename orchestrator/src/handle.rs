@@ -90,7 +90,9 @@ impl Handle {
         let Some(w) = self.inner.find(name) else {
             return Err(TriggerError::UnknownWorker { name: name.to_string(), did_you_mean: self.did_you_mean(name) });
         };
-        // Everything that can be done before taking the lock is.
+        // Everything that can be done before taking the lock is. The fire
+        // is this replica's to claim at once (cluster mode).
+        self.inner.store.prefer(w);
         let (tx, outcome) = oneshot::channel();
         let now = runtime::now();
         let waiter = {

@@ -134,7 +134,7 @@ async fn run_claiming_lane(doorbell: Arc<Doorbell>, lane: LaneContext) {
     while let Some(Start { worker, run, attempt, first, timeout, due }) = doorbell.next().await {
         let store = &lane.inner.store;
         let claimed = if first {
-            store.claim(worker, &lane.scope.name, due.into_std(), &lane.abort).await
+            store.claim(worker, &lane.scope.name, due.into_std(), attempt == 1, &lane.abort).await
         } else {
             store.lease_cancel(worker, due.into_std()).ok_or_else(|| crate::engine::Refusal::Busy {
                 why: "the lease was lost".into(),

@@ -20,7 +20,7 @@
 //! and lanes claim nothing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,23 @@ struct Lease {
 struct ClaimShape {
     conflicts: Arc<[Arc<str>]>,
     depends_on: Arc<[Arc<str>]>,
+    /// The last claim of a fire of this worker here was answered `taken`:
+    /// another replica is winning this worker's fires, and the next claim
+    /// gives it a head start of [`CLAIM_DEFERRAL`].
+    lost_last: AtomicBool,
 }
+
+/// How long a replica that lost a worker's last fire to another one waits
+/// before claiming the next. Every replica computes every fire, so without
+/// it all of them claim each fire at the same instant and queue on the
+/// same row locks (C1 in `benches/README.md`: 3 claims per fire, the
+/// losers' included, made the winners' claims wait). With it, the replica
+/// that won a worker's last fire claims alone, and the others, a moment
+/// later, find the fire taken without taking a lock. The price: when the
+/// winner dies, its workers' next fires start this much later (once; the
+/// next winner claims at once), and a replica never defers an adopted
+/// fire, a retried claim, or a fire triggered here.
+pub(crate) const CLAIM_DEFERRAL: Duration = Duration::from_millis(150);
 
 pub(crate) struct StoreLink {
     backend: Arc<dyn Backend>,
@@ -123,6 +139,7 @@ impl StoreLink {
                 (cluster.is_some() && config.scope == Scope::Cluster).then(|| ClaimShape {
                     conflicts: names(&mut edges.conflicts.iter().copied()),
                     depends_on: names(&mut edges.depends_on.iter().copied()),
+                    lost_last: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -294,15 +311,27 @@ impl StoreLink {
 
     /// Claims the fire of `worker` due at `due` (cluster mode). `Ok`: the
     /// token to cancel the attempt by if the lease is lost. `Err`: why not.
+    /// `fresh`: the claim of a fire's first attempt, which may be deferred
+    /// (see [`CLAIM_DEFERRAL`]).
     pub(crate) async fn claim(
         &self,
         worker: WorkerId,
         name: &Arc<str>,
         due: Instant,
+        fresh: bool,
         abort: &CancellationToken,
     ) -> Result<CancellationToken, Refusal> {
         let shape = self.shapes[worker].as_ref().expect("claims() said so");
         let settings = self.cluster.expect("claims only in cluster mode");
+        if fresh && shape.lost_last.swap(false, Ordering::Relaxed) {
+            tokio::select! {
+                () = tokio::time::sleep(CLAIM_DEFERRAL) => {}
+                () = abort.cancelled() => {
+                    let why = "the orchestrator is stopping".to_string();
+                    return Err(Refusal::Busy { why, retry: settings.poll_interval });
+                }
+            }
+        }
         let clock = self.clock.get().expect("set at start");
         let at = scheduled_at(clock, due);
         let request = ClaimRequest {
@@ -326,7 +355,10 @@ impl StoreLink {
             Ok(refused) => {
                 self.reachable();
                 let (result, refusal) = match refused {
-                    Claim::Taken { by } => ("taken", Refusal::Taken { by }),
+                    Claim::Taken { by } => {
+                        shape.lost_last.store(true, Ordering::Relaxed);
+                        ("taken", Refusal::Taken { by })
+                    }
                     Claim::Busy { why } => ("busy", Refusal::Busy { why, retry: settings.poll_interval }),
                     Claim::UpstreamFailed { dependency } => ("upstream_failed", Refusal::UpstreamFailed { dependency }),
                     Claim::Granted { .. } => unreachable!("matched above"),
@@ -342,6 +374,13 @@ impl StoreLink {
                 let why = format!("the store is unreachable ({error})");
                 Err(Refusal::Busy { why, retry: settings.poll_interval.max(Duration::from_secs(1)) })
             }
+        }
+    }
+
+    /// A fire of `worker` was triggered here: its claim is not deferred.
+    pub(crate) fn prefer(&self, worker: WorkerId) {
+        if let Some(Some(shape)) = self.shapes.get(worker) {
+            shape.lost_last.store(false, Ordering::Relaxed);
         }
     }
 
@@ -700,7 +739,16 @@ mod tests {
 
     use metrics_exporter_prometheus::PrometheusBuilder;
 
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use chrono::{DateTime, Utc};
+
+    use super::CLAIM_DEFERRAL;
+    use crate::history::FireRecord;
     use crate::store::switchable::SwitchableStore;
+    use crate::store::{
+        Backend, Claim, ClaimRequest, ClusterSettings, Entry, Restored, StoreFuture, StoreKind, WorkerInfo,
+    };
     use crate::{Handle, Orchestrator, WorkerSpec};
 
     /// Waits (on the paused clock, bounded) until the store's reachability is `reachable`.
@@ -749,6 +797,87 @@ mod tests {
 
         handle.shutdown().await;
         running.await.expect("joined").expect("stopped cleanly");
+    }
+
+    /// A cluster store of the test's own: it keeps nothing, records when
+    /// each claim arrives, and answers the first claim of a worker `taken`,
+    /// the others `granted`.
+    #[derive(Clone, Default)]
+    struct LosesFirstClaims {
+        claims: Arc<Mutex<Vec<(String, tokio::time::Instant)>>>,
+    }
+
+    impl crate::store::Store for LosesFirstClaims {}
+
+    impl crate::store::sealed::Sealed for LosesFirstClaims {
+        fn into_backend(self) -> crate::store::sealed::Opaque {
+            crate::store::sealed::Opaque(Arc::new(self))
+        }
+    }
+
+    impl Backend for LosesFirstClaims {
+        fn kind(&self) -> StoreKind {
+            StoreKind::Postgres
+        }
+
+        fn cluster(&self) -> Option<ClusterSettings> {
+            Some(ClusterSettings { lease_ttl: Duration::from_secs(30), poll_interval: Duration::from_secs(1) })
+        }
+
+        fn open(&self, instance: Arc<str>, workers: Vec<WorkerInfo>) -> StoreFuture<'_, Vec<Restored>> {
+            crate::store::MemoryStore.open(instance, workers)
+        }
+
+        fn write(&self, _instance: Arc<str>, _entries: Vec<Entry>) -> StoreFuture<'_, u64> {
+            Box::pin(async { Ok(0) })
+        }
+
+        fn history(&self, _worker: Arc<str>, _limit: usize) -> StoreFuture<'_, Vec<FireRecord>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn prune(&self, _before: DateTime<Utc>) -> StoreFuture<'_, u64> {
+            Box::pin(async { Ok(0) })
+        }
+
+        fn claim(&self, request: ClaimRequest) -> StoreFuture<'_, Claim> {
+            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            let first = !claims.iter().any(|(w, _)| **w == *request.worker);
+            claims.push((request.worker.to_string(), tokio::time::Instant::now()));
+            let answer = if first { Claim::Taken { by: "other".into() } } else { Claim::Granted { token: 1 } };
+            Box::pin(async move { Ok(answer) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_that_lost_a_workers_fire_defers_its_next_claim_but_not_a_trigger() {
+        let store = LosesFirstClaims::default();
+        let orchestrator = Orchestrator::builder()
+            .without_registered_workers()
+            .worker(WorkerSpec::new("w", || async {}).interval(Duration::from_secs(1)))
+            .worker(WorkerSpec::new("t", || async {}).interval(Duration::from_secs(60)))
+            .store(store.clone())
+            .build()
+            .expect("valid");
+        let handle = orchestrator.handle();
+        let t0 = tokio::time::Instant::now();
+        let running = tokio::spawn(orchestrator.run_until(std::future::pending()));
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        // `t`'s first fire (at start) was taken elsewhere; a trigger here is
+        // claimed at once all the same.
+        let triggered = tokio::time::Instant::now();
+        assert!(handle.trigger("t").await.expect("accepted").is_success());
+        handle.shutdown().await;
+        running.await.expect("joined").expect("stopped cleanly");
+
+        let claims = store.claims.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let at = |worker: &str| -> Vec<u128> {
+            claims.iter().filter(|(w, _)| w == worker).map(|(_, at)| (*at - t0).as_millis()).collect()
+        };
+        // Lost at 0 s: the 1 s fire is claimed 150 ms late; won, the 2 s
+        // fire is claimed on time.
+        assert_eq!(at("w"), vec![0, 1_000 + CLAIM_DEFERRAL.as_millis(), 2_000]);
+        assert_eq!(at("t"), vec![0, (triggered - t0).as_millis()]);
     }
 
     #[tokio::test(start_paused = true)]

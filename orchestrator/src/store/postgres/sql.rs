@@ -104,6 +104,20 @@ DECLARE
     v_adopt BOOLEAN := FALSE;
     v_mine BOOLEAN := FALSE;
 BEGIN
+    -- Taken, known without waiting for a lock: the fire has a row that
+    -- is neither this instance's to adopt nor its own claim repeated
+    -- (both are judged under the locks below). A row is never removed
+    -- while its slot can still be claimed, so the answer holds. This is
+    -- what the replicas that did not win a fire pay for it.
+    SELECT f.instance INTO v_holder FROM {s}.fires f
+     WHERE f.worker = p_worker AND f.scheduled_at = p_scheduled_at AND f.scope_key = ''
+       AND NOT (f.outcome = 'lost' AND f.finished_at IS NULL AND f.adopter IS NOT DISTINCT FROM p_instance)
+       AND NOT (f.outcome = 'running' AND f.instance = p_instance AND f.claimant IS NOT DISTINCT FROM p_claimant);
+    IF FOUND THEN
+        RETURN QUERY SELECT 'taken'::TEXT, NULL::BIGINT, v_holder;
+        RETURN;
+    END IF;
+
     PERFORM 1 FROM {s}.workers w
      WHERE w.name = p_worker OR w.name = ANY (p_conflicts) OR w.name = ANY (p_depends_on)
      ORDER BY w.name

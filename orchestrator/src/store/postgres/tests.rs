@@ -404,6 +404,35 @@ async fn a_claim_repeated_after_its_answer_was_lost_is_granted_again_to_the_same
 }
 
 #[tokio::test]
+async fn a_claim_of_a_fire_already_claimed_is_answered_without_waiting_for_the_workers_lock() -> anyhow::Result<()> {
+    // Every replica claims every fire: the ones that lost it must not queue
+    // behind the winner's locks (C1).
+    let Some(store) = store().await else { return Ok(()) };
+    store.open("a".into(), vec![info("w", 0)]).await?;
+    granted(&store, request("w", at(1), "a")).await?;
+    let (mut admin, connection) = tokio_postgres::connect(&url(), NoTls).await?;
+    tokio::spawn(connection);
+    let schema = &store.inner.schema;
+    let tx = admin.transaction().await?;
+    tx.execute(&format!("SELECT 1 FROM \"{schema}\".workers WHERE name = 'w' FOR UPDATE"), &[]).await?;
+    let answer = tokio::time::timeout(Duration::from_secs(2), store.claim(request("w", at(1), "b")))
+        .await
+        .context("the claim waited for the worker's lock")??;
+    assert_eq!(answer, Claim::Taken { by: "a".into() });
+    // A fire not claimed yet does wait for the lock (and is granted once
+    // it is released).
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.claim(request("w", at(2), "b")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a claim of a new fire must take the worker's lock");
+    tx.rollback().await?;
+    assert_eq!(waiting.await??, Claim::Busy { why: "w runs on a".into() });
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_second_claim_of_a_fire_is_taken_by_the_first_instance() -> anyhow::Result<()> {
     let Some(store) = store().await else { return Ok(()) };
     store.open("a".into(), vec![info("w", 0)]).await?;
