@@ -419,8 +419,8 @@ async fn a_claim_of_a_fire_already_claimed_is_answered_without_waiting_for_the_w
         .await
         .context("the claim waited for the worker's lock")??;
     assert_eq!(answer, Claim::Taken { by: "a".into() });
-    // A fire not claimed yet does wait for the lock (and is granted once
-    // it is released).
+    // A fire not claimed yet does wait for the lock, and is answered once
+    // it is released (busy: w's fire at 1 s still runs).
     let waiting = tokio::spawn({
         let store = store.clone();
         async move { store.claim(request("w", at(2), "b")).await }
