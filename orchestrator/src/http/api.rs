@@ -326,8 +326,6 @@ pub(crate) async fn health(State(api): State<Api>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use http_body_util::BodyExt;
@@ -344,17 +342,6 @@ mod tests {
         let status = response.status();
         let body = response.into_body().collect().await.expect("a body").to_bytes();
         (status, serde_json::from_slice(&body).expect("JSON"))
-    }
-
-    /// Waits (on the paused clock, bounded) until the store's reachability is `reachable`.
-    async fn until_reachable(handle: &Handle, reachable: bool) {
-        for _ in 0..1_000 {
-            if handle.status().store.reachable == reachable {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the store's reachability never became {reachable}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -374,7 +361,7 @@ mod tests {
 
         store.set_down(true);
         assert!(handle.trigger("w").await.expect("accepted").is_success(), "runs without the store");
-        until_reachable(&handle, false).await;
+        crate::store::switchable::until_reachable(&handle, false).await;
         let since = handle.status().store.unreachable_since.expect("since when");
         let (code, body) = health(&handle).await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -389,7 +376,7 @@ mod tests {
         );
 
         store.set_down(false);
-        until_reachable(&handle, true).await;
+        crate::store::switchable::until_reachable(&handle, true).await;
         let (code, body) = health(&handle).await;
         assert_eq!(code, StatusCode::OK, "healthy again: {body}");
 

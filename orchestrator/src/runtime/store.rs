@@ -750,20 +750,9 @@ mod tests {
     use crate::history::FireRecord;
     use crate::store::switchable::SwitchableStore;
     use crate::store::{
-        Backend, Claim, ClaimRequest, ClusterSettings, Entry, Restored, StoreFuture, StoreKind, WorkerInfo,
+        Backend, Claim, ClaimRequest, ClusterSettings, Entry, MemoryStore, Restored, StoreFuture, StoreKind, WorkerInfo,
     };
-    use crate::{Handle, Orchestrator, WorkerSpec};
-
-    /// Waits (on the paused clock, bounded) until the store's reachability is `reachable`.
-    async fn until_reachable(handle: &Handle, reachable: bool) {
-        for _ in 0..1_000 {
-            if handle.status().store.reachable == reachable {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the store's reachability never became {reachable}");
-    }
+    use crate::{Orchestrator, WorkerSpec};
 
     #[tokio::test(start_paused = true)]
     async fn store_up_is_set_at_start_and_follows_the_stores_reachability() {
@@ -789,12 +778,12 @@ mod tests {
 
         store.set_down(true);
         assert!(handle.trigger("w").await.expect("accepted").is_success(), "runs without the store");
-        until_reachable(&handle, false).await;
+        crate::store::switchable::until_reachable(&handle, false).await;
         let text = metrics.render();
         assert!(text.contains(&up(0)), "unreachable: {text}");
 
         store.set_down(false);
-        until_reachable(&handle, true).await;
+        crate::store::switchable::until_reachable(&handle, true).await;
         let text = metrics.render();
         assert!(text.contains(&up(1)), "back: {text}");
 
@@ -828,19 +817,19 @@ mod tests {
         }
 
         fn open(&self, instance: Arc<str>, workers: Vec<WorkerInfo>) -> StoreFuture<'_, Vec<Restored>> {
-            crate::store::MemoryStore.open(instance, workers)
+            MemoryStore.open(instance, workers)
         }
 
-        fn write(&self, _instance: Arc<str>, _entries: Vec<Entry>) -> StoreFuture<'_, u64> {
-            Box::pin(async { Ok(0) })
+        fn write(&self, instance: Arc<str>, entries: Vec<Entry>) -> StoreFuture<'_, u64> {
+            MemoryStore.write(instance, entries)
         }
 
-        fn history(&self, _worker: Arc<str>, _limit: usize) -> StoreFuture<'_, Vec<FireRecord>> {
-            Box::pin(async { Ok(Vec::new()) })
+        fn history(&self, worker: Arc<str>, limit: usize) -> StoreFuture<'_, Vec<FireRecord>> {
+            MemoryStore.history(worker, limit)
         }
 
-        fn prune(&self, _before: DateTime<Utc>) -> StoreFuture<'_, u64> {
-            Box::pin(async { Ok(0) })
+        fn prune(&self, before: DateTime<Utc>) -> StoreFuture<'_, u64> {
+            MemoryStore.prune(before)
         }
 
         fn claim(&self, request: ClaimRequest) -> StoreFuture<'_, Claim> {

@@ -69,3 +69,15 @@ impl Backend for SwitchableStore {
         self.answer(0)
     }
 }
+
+/// Waits (on the paused clock, bounded) until `handle`'s status says the
+/// store is `reachable`.
+pub(crate) async fn until_reachable(handle: &crate::Handle, reachable: bool) {
+    for _ in 0..1_000 {
+        if handle.status().store.reachable == reachable {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the store's reachability never became {reachable}");
+}
